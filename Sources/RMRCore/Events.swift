@@ -1,0 +1,179 @@
+// The node-level vocabulary: inputs in, effects out (Docs/architecture.md).
+
+/// Correlates a block IO from the upper layer (NBD, the simulator's workload) with its completion.
+public struct BlockIOTag: Hashable, Sendable { public var raw: UInt64; public init(_ raw: UInt64) { self.raw = raw } }
+/// Correlates a store data IO with its completion.
+public struct StoreTag: Hashable, Sendable { public var raw: UInt64; public init(_ raw: UInt64) { self.raw = raw } }
+/// Correlates a metadata persist with its completion.
+public struct PersistTag: Hashable, Sendable { public var raw: UInt64; public init(_ raw: UInt64) { self.raw = raw } }
+
+/// A block IO on a mapped device (`brmr0`).
+public struct BlockRequest: Sendable, Hashable {
+    public var tag: BlockIOTag
+    public var device: String
+    public var op: IOOperation
+    public var offsetBytes: UInt64
+    public var lengthBytes: UInt64
+    public var data: [UInt8]
+    public init(tag: BlockIOTag, device: String, op: IOOperation, offsetBytes: UInt64, lengthBytes: UInt64, data: [UInt8] = []) {
+        self.tag = tag
+        self.device = device
+        self.op = op
+        self.offsetBytes = offsetBytes
+        self.lengthBytes = lengthBytes
+        self.data = data
+    }
+}
+
+public enum BlockIOResult: Sendable, Hashable {
+    case ok(data: [UInt8])
+    case failed(Errno)
+}
+
+/// Data IO on the local store device of a pool. Offsets are relative to the data region.
+public enum StoreOperation: Sendable, Hashable {
+    case read(offsetBytes: UInt64, lengthBytes: UInt64)
+    case write(offsetBytes: UInt64, data: [UInt8])
+    case flush
+}
+
+public enum StoreResult: Sendable, Hashable {
+    case ok(data: [UInt8])
+    case failed(Errno)
+}
+
+/// What the driver feeds into a node.
+public enum Input: Sendable, Hashable {
+    /// A write to the control tree, already parsed; `probe` is set for store commands.
+    case admin(AdminCommand, token: AdminToken, probe: DeviceProbe?)
+    case received(Message, from: HostAddress)
+    /// The transport connected (or reconnected) to `peer`.
+    case linkUp(peer: HostAddress)
+    /// The transport lost `peer`.
+    case linkDown(peer: HostAddress)
+    case storeCompleted(StoreTag, StoreResult)
+    case persistCompleted(PersistTag, ok: Bool)
+    case blockIO(BlockRequest)
+    /// The deadline returned by `nextDeadline` was reached (a spurious call is a no-op).
+    case timerFired
+
+    public var kindName: String {
+        switch self {
+        case .admin: return "admin"
+        case .received(let m, _):
+            switch m {
+            case .request(_, _, let r): return "recv \(r.name)"
+            case .response: return "recv response"
+            }
+        case .linkUp: return "link up"
+        case .linkDown: return "link down"
+        case .storeCompleted: return "store completed"
+        case .persistCompleted: return "persist completed"
+        case .blockIO: return "block IO"
+        case .timerFired: return "timer"
+        }
+    }
+}
+
+/// What a node asks its driver to do, in order.
+public enum Effect: Sendable, Hashable {
+    case send(Message, to: HostAddress)
+    /// Open (and keep reopening, RTRS-style) a connection to `peer`; answered by `linkUp`.
+    case connect(peer: HostAddress)
+    /// No pool uses `peer` any more: the connection may be closed.
+    case disconnect(peer: HostAddress)
+    case submitStore(StoreTag, device: String, StoreOperation)
+    case persist(PersistTag, device: String, PersistRecord)
+    /// Write fresh metadata for a new store (`create_store`, `add_store mode=replace`).
+    case formatStore(PersistTag, device: String, DurablePoolState)
+    /// Wipe the metadata of a store (`delete_store`).
+    case wipeStore(PersistTag, device: String)
+    case completeBlockIO(BlockIOTag, BlockIOResult)
+    case completeAdmin(AdminToken, AdminResult)
+    case transitioned(Transition)
+    case rejected(Rejection)
+    case ignored(IgnoreReason)
+    /// A named rare event happened (coverage probe for the fuzzer).
+    case probe(CoverageProbe)
+}
+
+/// A state machine of the node, for transition records.
+public enum Machine: Sendable, Hashable, CustomStringConvertible {
+    case serverPool(String)
+    case leg(pool: String, session: String)
+    case syncThread(String)
+    case mapUpdate(String)
+    case store(String)
+    case device(String)
+    public var description: String {
+        switch self {
+        case .serverPool(let p): return "server pool \(p)"
+        case .leg(let p, let s): return "leg \(p)/\(s)"
+        case .syncThread(let p): return "sync thread \(p)"
+        case .mapUpdate(let p): return "map update \(p)"
+        case .store(let p): return "store \(p)"
+        case .device(let d): return "device \(d)"
+        }
+    }
+}
+
+/// A named state transition and the event that caused it.
+public struct Transition: Sendable, Hashable, CustomStringConvertible {
+    public var machine: Machine
+    public var from: String
+    public var to: String
+    public var cause: String
+    public var at: Instant
+    public init(machine: Machine, from: String, to: String, cause: String, at: Instant) {
+        self.machine = machine
+        self.from = from
+        self.to = to
+        self.cause = cause
+        self.at = at
+    }
+    public var description: String { "\(machine): \(from) -> \(to) (\(cause))" }
+}
+
+/// An input the current state forbids. The state is unchanged (or moved to a safe fallback).
+public struct Rejection: Sendable, Hashable, CustomStringConvertible {
+    public var machine: Machine
+    public var state: String
+    public var input: String
+    public var reason: String
+    public init(machine: Machine, state: String, input: String, reason: String) {
+        self.machine = machine
+        self.state = state
+        self.input = input
+        self.reason = reason
+    }
+    public var description: String { "\(machine) in \(state) rejected \(input): \(reason)" }
+}
+
+/// A tolerated race: counted, not an error.
+public enum IgnoreReason: Sendable, Hashable {
+    case staleResponse(RequestID)
+    case unknownPool(String)
+    case duplicateLinkEvent(HostAddress)
+    case staleTimer
+}
+
+/// Rare events the fuzzer counts (issue 4, coverage probes).
+public enum CoverageProbe: String, Sendable, Hashable, CaseIterable {
+    case writeToLockedChunk
+    case readToLockedChunk
+    case syncSourceFailedMidChunk
+    case syncReadOfDirtyChunkRefused
+    case lastIOReconciliationThreeOrMoreLegs
+    case lastIOReconciliation
+    case mapSpreadAborted
+    case maintenanceDuringSync
+    case mapAddAfterPartialWrite
+    case piggybackedFailedMember
+    case readRetriedOnAnotherLeg
+    case wasLastAuthoritativeEnable
+    case mapCheckClearedClientMap
+    case mapCheckSkippedYoungMap
+    case backgroundSyncCompleted
+    case storeReplaced
+    case writeIntentEvicted
+}

@@ -1,0 +1,1 @@
+func runMapBench(_ args: [String]) { print("map bench: not yet") }

@@ -1,0 +1,1 @@
+func runSimBench(_ args: [String]) { print("sim bench: not yet") }

@@ -1,0 +1,1 @@
+func runStoreBench(_ args: [String]) { print("store bench: not yet") }

@@ -1,0 +1,1 @@
+print("rmr-sim: not yet")
