@@ -1,0 +1,173 @@
+// Client pool (`rmr_clt_pool`): an IO pool on a compute client or a sync pool on a storage node.
+// Holds the legs, the pool's view of membership (pool_md), one dirty map per member, the map
+// version, IO units in flight and the recovery job. Decisions are made by Node's entry points
+// (Node+Client*.swift); this file holds the state and the small pure helpers.
+
+/// One replication leg (`rmr_clt_pool_sess`).
+struct Leg: Sendable, Hashable {
+    let session: String
+    var address: HostAddress
+    var member: MemberID = 0
+    var state: LegState = .created
+    let isSync: Bool
+    var maintenance = false
+    var wasLastAuthoritative = false
+    /// The server holds a session for us (false after a link loss until a REJOIN succeeds).
+    var joinedOnServer = false
+    /// A JOIN / REJOIN is in flight.
+    var joinInFlight = false
+    var mode: JoinMode?
+    /// The link to `address` is up.
+    var linkUp = false
+}
+
+/// Who waits for an IO unit.
+enum IOOwner: Sendable, Hashable {
+    /// A piece of a block request from the upper layer, at `offsetInRequest`.
+    case block(BlockIOTag, offsetInRequest: UInt64)
+    /// A server pool syncing `chunk` through this sync pool.
+    case chunkSync(serverPool: String, chunk: ChunkIndex)
+}
+
+/// One IO in flight in a client pool (the reference's IO unit + per-leg sub-units).
+struct IOUnit: Sendable, Hashable {
+    let id: UInt64
+    let owner: IOOwner
+    let op: IOOperation
+    let offsetBytes: UInt64
+    let lengthBytes: UInt64
+    let data: [UInt8]
+    let chunk: ChunkIndex
+    var slot: UInt32 = 0
+    /// Legs a data request is outstanding on.
+    var waitingOn: [MemberID] = []
+    var succeeded: [MemberID] = []
+    var failed: [MemberID] = []
+    /// Members piggybacked as failed on this write.
+    var piggybacked: [MemberID] = []
+    /// MAP_ADD phase: legs still to answer, and whether one succeeded.
+    var mapAddWaitingOn: [MemberID] = []
+    var mapAddSucceeded = false
+    var inMapAddPhase = false
+    /// Reads: legs already tried, and the first error seen.
+    var tried: [MemberID] = []
+    var firstError: Errno?
+}
+
+/// An operation that needs IO frozen and drained before it proceeds.
+enum FreezeAction: Sendable, Hashable {
+    case recovery(job: UInt64)
+    case maintenance(session: String, token: AdminToken)
+    case leave(session: String, mode: LeaveMode, token: AdminToken)
+}
+
+/// A request waiting for an IO slot or for the end of an IO freeze.
+struct QueuedIO: Sendable, Hashable {
+    let owner: IOOwner
+    let op: IOOperation
+    let offsetBytes: UInt64
+    let lengthBytes: UInt64
+    let data: [UInt8]
+}
+
+struct ClientPool: Sendable {
+    let name: String
+    let isSync: Bool
+    var chunkBytes: UInt64
+    var mappedSectors: UInt64 = 0
+    var poolUUID: PoolUUID
+    var legs: [Leg] = []
+    /// pool_md: the members of the pool as this client knows them, ascending.
+    var members: [MemberID] = []
+    /// One map per member, ascending by member id; plus the map's last-change time and a
+    /// generation counter that any change bumps (guards the MAP_CHECK race, notes §6.6).
+    var mapMembers: [MemberID] = []
+    var maps: [DirtyMap] = []
+    var mapChangedAt: [Instant] = []
+    var mapGeneration: [UInt64] = []
+    var mapVersion: MapVersion = .initial
+    /// A brmr device is mapped on this pool (IN_USE).
+    var inUse = false
+    let queueDepth: Int
+    var freeSlots: [UInt32]
+    var units: [UInt64: IOUnit] = [:]
+    var queued: [QueuedIO] = []
+    /// IO is frozen for a map spread, a maintenance switch or a leg removal: `freezeHolders`
+    /// operations hold the freeze; those in `drainWaiters` run once in-flight IO has finished.
+    var frozen = false
+    var freezeHolders = 0
+    var drainWaiters: [FreezeAction] = []
+    var readCursor = 0
+    var recovery: RecoveryJob?
+    var nextTick: Instant?
+    /// `pool_enable` writes waiting for the recovery they triggered.
+    var enableWaiters: [AdminToken] = []
+
+    init(name: String, isSync: Bool, chunkBytes: UInt64, queueDepth: Int, poolUUID: PoolUUID) {
+        self.name = name
+        self.isSync = isSync
+        self.chunkBytes = chunkBytes
+        self.queueDepth = queueDepth
+        self.poolUUID = poolUUID
+        self.freeSlots = (0..<UInt32(queueDepth)).reversed()
+    }
+
+    var geometry: ChunkGeometry {
+        ChunkGeometry(chunkBytes: chunkBytes, mappedBytes: mappedSectors * Limits.sectorBytes)
+    }
+
+    func legIndex(session: String) -> Int? { legs.firstIndex { $0.session == session } }
+    func legIndex(member: MemberID) -> Int? { legs.firstIndex { $0.member == member && $0.member != 0 } }
+    func legIndices(address: HostAddress) -> [Int] { legs.indices.filter { legs[$0].address == address } }
+
+    var nonSyncNormalCount: Int { legs.filter { !$0.isSync && $0.state == .normal }.count }
+
+    /// Legs a new write goes to: NORMAL and not in maintenance, in member order.
+    var writeTargets: [MemberID] {
+        legs.filter { $0.state == .normal && !$0.maintenance && $0.member != 0 }.map(\.member).sorted()
+    }
+
+    /// Members that must be piggybacked as dirty on a write: every pool member whose leg is
+    /// FAILED or RECONNECTING (incl. maintenance), or that has no leg at all (disassembled).
+    var piggybackMembers: [MemberID] {
+        members.filter { m in
+            guard let i = legIndex(member: m) else { return true }
+            switch legs[i].state {
+            case .failed, .reconnecting: return true
+            case .normal: return legs[i].maintenance
+            case .created, .removing: return false
+            }
+        }
+    }
+
+    func mapIndex(_ member: MemberID) -> Int? { mapMembers.firstIndex(of: member) }
+
+    mutating func ensureMap(_ member: MemberID, allDirty: Bool, at now: Instant) {
+        if mapIndex(member) != nil { return }
+        var insertAt = mapMembers.count
+        for (i, m) in mapMembers.enumerated() where m > member { insertAt = i; break }
+        mapMembers.insert(member, at: insertAt)
+        maps.insert(DirtyMap(chunkCount: geometry.chunkCount, allDirty: allDirty), at: insertAt)
+        mapChangedAt.insert(now, at: insertAt)
+        mapGeneration.insert(0, at: insertAt)
+    }
+
+    mutating func dropMap(_ member: MemberID) {
+        guard let i = mapIndex(member) else { return }
+        mapMembers.remove(at: i); maps.remove(at: i); mapChangedAt.remove(at: i); mapGeneration.remove(at: i)
+    }
+
+    mutating func markDirty(_ member: MemberID, chunk: ChunkIndex, at now: Instant) {
+        ensureMap(member, allDirty: false, at: now)
+        let i = mapIndex(member)!
+        maps[i].set(chunk)
+        mapChangedAt[i] = now
+        mapGeneration[i] &+= 1
+    }
+
+    mutating func addMember(_ member: MemberID) {
+        guard !members.contains(member) else { return }
+        members.append(member)
+        members.sort()
+    }
+}

@@ -1,0 +1,217 @@
+// Client IO path (notes §4.1, §4.2): block requests split per chunk, IO units bounded by the
+// queue depth, writes fanned out to every NORMAL leg with failed members piggybacked, MAP_ADD
+// after a partial failure, reads from one NORMAL leg round-robin with retry on another leg.
+// Sync pools use the same read path for chunk syncs.
+
+extension Node {
+    mutating func handleBlockIO(_ request: BlockRequest) {
+        guard let d = devices.firstIndex(where: { $0.name == request.device }), devices[d].state == .ready,
+              let p = clientPoolIndex(devices[d].pool) else {
+            return emit(.completeBlockIO(request.tag, .failed(.ENODEV)))
+        }
+        let sizeBytes = devices[d].sizeSectors * Limits.sectorBytes
+        guard request.offsetBytes + request.lengthBytes <= sizeBytes, request.lengthBytes > 0 || request.op == .flush else {
+            return emit(.completeBlockIO(request.tag, .failed(.EINVAL)))
+        }
+        if request.op == .write {
+            guard request.data.count == Int(request.lengthBytes) else { return emit(.completeBlockIO(request.tag, .failed(.EINVAL))) }
+        }
+        if request.op == .flush {
+            // Every acknowledged write is already durable on each leg that took it.
+            return emit(.completeBlockIO(request.tag, .ok(data: [])))
+        }
+        guard blocks[request.tag] == nil else { return emit(.completeBlockIO(request.tag, .failed(.EEXIST))) }
+        let geometry = clientPools[p].geometry
+        var pieces: [QueuedIO] = []
+        var offset = request.offsetBytes
+        let end = request.offsetBytes + request.lengthBytes
+        while offset < end {
+            let chunkEnd = geometry.firstByte(of: geometry.chunk(ofByte: offset)) + geometry.chunkBytes
+            let pieceEnd = min(end, chunkEnd)
+            let inRequest = offset - request.offsetBytes
+            let data = request.op == .write ? Array(request.data[Int(inRequest)..<Int(pieceEnd - request.offsetBytes)]) : []
+            pieces.append(QueuedIO(owner: .block(request.tag, offsetInRequest: inRequest), op: request.op,
+                                   offsetBytes: offset, lengthBytes: pieceEnd - offset, data: data))
+            offset = pieceEnd
+        }
+        blocks[request.tag] = BlockParent(remaining: pieces.count, error: nil, op: request.op,
+                                          data: request.op == .read ? Array(repeating: 0, count: Int(request.lengthBytes)) : [])
+        clientPools[p].queued.append(contentsOf: pieces)
+        pumpClientPool(p)
+    }
+
+    /// Starts queued IO while slots are free and IO is not frozen.
+    mutating func pumpClientPool(_ p: Int) {
+        while !clientPools[p].frozen, !clientPools[p].queued.isEmpty, let slot = clientPools[p].freeSlots.popLast() {
+            let q = clientPools[p].queued.removeFirst()
+            let id = nextSerial()
+            var unit = IOUnit(id: id, owner: q.owner, op: q.op, offsetBytes: q.offsetBytes, lengthBytes: q.lengthBytes,
+                              data: q.data, chunk: clientPools[p].geometry.chunk(ofByte: q.offsetBytes))
+            unit.slot = slot
+            clientPools[p].units[id] = unit
+            switch q.op {
+            case .write: startWrite(p, id)
+            case .read: sendRead(p, id)
+            case .flush: finishUnit(p, id, .ok(data: []))
+            }
+        }
+    }
+
+    private mutating func startWrite(_ p: Int, _ id: UInt64) {
+        precondition(!clientPools[p].isSync, "writes through a sync pool are refused")
+        let targets = clientPools[p].writeTargets
+        guard !targets.isEmpty else { return finishUnit(p, id, .failed(.EIO)) }
+        let unit = clientPools[p].units[id]!
+        let piggyback = clientPools[p].piggybackMembers
+        precondition(piggyback.count <= Limits.maxLegs, "more failed members than legs")
+        for m in piggyback { clientPools[p].markDirty(m, chunk: unit.chunk, at: now) }
+        if !piggyback.isEmpty { emit(.probe(.piggybackedFailedMember)) }
+        clientPools[p].units[id]!.waitingOn = targets
+        clientPools[p].units[id]!.piggybacked = piggyback
+        let version = clientPools[p].mapVersion
+        for m in targets {
+            let leg = clientPools[p].legs[clientPools[p].legIndex(member: m)!]
+            let io = IORequest(op: .write, offsetBytes: unit.offsetBytes, lengthBytes: unit.lengthBytes, data: unit.data,
+                               slot: unit.slot, mapVersion: version, failedMembers: piggyback, target: m)
+            sendRequest(.io(io), pool: clientPools[p].name, to: leg.address, kind: .ioLeg(unit: id, member: m))
+        }
+    }
+
+    /// Sends a read to the next NORMAL leg not yet tried, round-robin.
+    private mutating func sendRead(_ p: Int, _ id: UInt64) {
+        let unit = clientPools[p].units[id]!
+        let legs = clientPools[p].legs
+        guard !legs.isEmpty else { return finishUnit(p, id, .failed(unit.firstError ?? .EIO)) }
+        for step in 0..<legs.count {
+            let l = (clientPools[p].readCursor + step) % legs.count
+            let leg = legs[l]
+            guard leg.state == .normal, !leg.maintenance, leg.member != 0, leg.linkUp, !unit.tried.contains(leg.member) else { continue }
+            clientPools[p].readCursor = (l + 1) % legs.count
+            clientPools[p].units[id]!.tried.append(leg.member)
+            clientPools[p].units[id]!.waitingOn = [leg.member]
+            if !unit.tried.isEmpty { emit(.probe(.readRetriedOnAnotherLeg)) }
+            let io = IORequest(op: .read, offsetBytes: unit.offsetBytes, lengthBytes: unit.lengthBytes, data: [], slot: unit.slot,
+                               mapVersion: clientPools[p].mapVersion, failedMembers: [], target: leg.member)
+            return sendRequest(.io(io), pool: clientPools[p].name, to: leg.address, kind: .ioLeg(unit: id, member: leg.member))
+        }
+        finishUnit(p, id, .failed(unit.firstError ?? .EIO))
+    }
+
+    mutating func ioLegAnswered(pool name: String, unit id: UInt64, member: MemberID, _ response: Response) {
+        guard let p = clientPoolIndex(name), var unit = clientPools[p].units[id] else { return }
+        unit.waitingOn.removeAll { $0 == member }
+        switch unit.op {
+        case .read:
+            clientPools[p].units[id] = unit
+            if case .data(let data) = response, data.count == Int(unit.lengthBytes) {
+                return finishUnit(p, id, .ok(data: data))
+            }
+            let errno: Errno
+            if case .failed(let e) = response { errno = e } else { errno = .EIO }
+            if clientPools[p].units[id]!.firstError == nil { clientPools[p].units[id]!.firstError = errno }
+            if !clientPools[p].isSync { failLeg(p, member: member) }
+            sendRead(p, id)
+        case .write:
+            if response.isOK { unit.succeeded.append(member) } else { unit.failed.append(member) }
+            clientPools[p].units[id] = unit
+            if unit.waitingOn.isEmpty { writeDataFinished(p, id) }
+        case .flush:
+            finishUnit(p, id, .ok(data: []))
+        }
+    }
+
+    private mutating func writeDataFinished(_ p: Int, _ id: UInt64) {
+        let unit = clientPools[p].units[id]!
+        for m in unit.failed { failLeg(p, member: m) }
+        if unit.succeeded.isEmpty { return finishUnit(p, id, .failed(.EIO)) }
+        if unit.failed.isEmpty { return finishUnit(p, id, .ok(data: [])) }
+        // Partial failure: the data is on ≥1 leg; the dirty record must reach ≥1 survivor.
+        emit(.probe(.mapAddAfterPartialWrite))
+        for m in unit.failed { clientPools[p].markDirty(m, chunk: unit.chunk, at: now) }
+        let survivors = unit.succeeded.filter { m in
+            guard let l = clientPools[p].legIndex(member: m) else { return false }
+            return clientPools[p].legs[l].state != .failed && clientPools[p].legs[l].state != .removing
+        }
+        guard !survivors.isEmpty else { return finishUnit(p, id, .failed(.EIO)) }
+        clientPools[p].units[id]!.inMapAddPhase = true
+        clientPools[p].units[id]!.mapAddWaitingOn = survivors
+        for m in survivors {
+            let leg = clientPools[p].legs[clientPools[p].legIndex(member: m)!]
+            sendRequest(.mapAdd(chunk: unit.chunk, failedMembers: unit.failed, mapVersion: clientPools[p].mapVersion),
+                        pool: clientPools[p].name, to: leg.address, kind: .mapAddLeg(unit: id, member: m))
+        }
+    }
+
+    mutating func mapAddAnswered(pool name: String, unit id: UInt64, member: MemberID, _ response: Response) {
+        guard let p = clientPoolIndex(name), clientPools[p].units[id] != nil else { return }
+        clientPools[p].units[id]!.mapAddWaitingOn.removeAll { $0 == member }
+        if response.isOK { clientPools[p].units[id]!.mapAddSucceeded = true } else { failLeg(p, member: member) }
+        let unit = clientPools[p].units[id]!
+        if unit.mapAddWaitingOn.isEmpty {
+            finishUnit(p, id, unit.mapAddSucceeded ? .ok(data: []) : .failed(.EIO))
+        }
+    }
+
+    /// An IO to this leg failed: the leg goes FAILED (IO pools; sync legs too).
+    mutating func failLeg(_ p: Int, member: MemberID) {
+        guard let l = clientPools[p].legIndex(member: member) else { return }
+        switch clientPools[p].legs[l].state {
+        case .created, .normal, .reconnecting:
+            moveLeg(pool: p, leg: l, to: .failed)
+            abortRecoveryIfInvolved(p, member: member)
+        case .failed, .removing:
+            break  // Already out of the IO path.
+        }
+    }
+
+    mutating func finishUnit(_ p: Int, _ id: UInt64, _ result: BlockIOResult) {
+        guard let unit = clientPools[p].units.removeValue(forKey: id) else { return }
+        clientPools[p].freeSlots.append(unit.slot)
+        switch unit.owner {
+        case .block(let tag, let offsetInRequest):
+            finishBlockPiece(tag, offsetInRequest: offsetInRequest, result)
+        case .chunkSync(let serverPool, let chunk):
+            chunkSyncRead(serverPool: serverPool, chunk: chunk, result: result)
+        }
+        if clientPools[p].frozen && clientPools[p].units.isEmpty {
+            drained(p)
+        }
+        pumpClientPool(p)
+    }
+
+    private mutating func finishBlockPiece(_ tag: BlockIOTag, offsetInRequest: UInt64, _ result: BlockIOResult) {
+        guard var parent = blocks[tag] else { return }
+        parent.remaining -= 1
+        switch result {
+        case .ok(let data):
+            if parent.op == .read {
+                let start = Int(offsetInRequest)
+                parent.data.replaceSubrange(start..<(start + data.count), with: data)
+            }
+        case .failed(let e):
+            if parent.error == nil { parent.error = e }
+        }
+        if parent.remaining > 0 {
+            blocks[tag] = parent
+            return
+        }
+        blocks[tag] = nil
+        if let e = parent.error {
+            emit(.completeBlockIO(tag, .failed(e)))
+        } else {
+            emit(.completeBlockIO(tag, .ok(data: parent.data)))
+        }
+    }
+
+    /// Fails queued IO of a pool (device unmapped or pool gone).
+    mutating func failQueued(_ p: Int) {
+        let queued = clientPools[p].queued
+        clientPools[p].queued = []
+        for q in queued {
+            switch q.owner {
+            case .block(let tag, let off): finishBlockPiece(tag, offsetInRequest: off, .failed(.EIO))
+            case .chunkSync(let sp, let chunk): chunkSyncRead(serverPool: sp, chunk: chunk, result: .failed(.EIO))
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+// Periodic work (notes §6.6): the client recovery tick (rejoin / store check, map check,
+// metadata push, try_enable), the server's peer-map check and write-intent trimming, and the
+// deadlines of admin commands waiting for a peer.
+
+extension Node {
+    mutating func handleTimers() {
+        cause = "timer"
+        for p in clientPools.indices {
+            if let t = clientPools[p].nextTick, t <= now {
+                clientPools[p].nextTick = now + Timing.recoverInterval
+                clientRecoveryTick(p)
+            }
+        }
+        for s in serverPools.indices {
+            if let t = serverPools[s].nextCheck, t <= now {
+                serverPools[s].nextCheck = serverPools[s].state == .normal ? now + Timing.serverCheckMapsInterval : nil
+                serverMapCheckTick(s)
+                trimIntents(s)
+            }
+        }
+        let expired = adminDeadlines.filter { $0.deadline <= now }
+        for d in expired {
+            adminDeadlines.removeAll { $0.token == d.token }
+            if let p = clientPoolIndex(d.pool), let l = clientPools[p].legIndex(session: d.session),
+               clientPools[p].legs[l].member == 0 {
+                removeLeg(p, l)
+            }
+            emit(.completeAdmin(d.token, .failed(RMRError(.ETIMEDOUT, "no answer from the node for session \(d.session) within \(Timing.commandTimeout.nanos / 1_000_000_000) s"))))
+        }
+    }
+
+    private mutating func clientRecoveryTick(_ p: Int) {
+        let name = clientPools[p].name
+        for l in clientPools[p].legs.indices {
+            let leg = clientPools[p].legs[l]
+            guard leg.state == .failed, leg.linkUp, !leg.joinInFlight, leg.member != 0 else { continue }
+            if !leg.joinedOnServer || leg.isSync {
+                sendJoin(p, session: leg.session, admin: nil, rejoin: true)
+            } else {
+                sendRequest(.storeCheck, pool: name, to: leg.address, kind: .storeCheck(session: leg.session))
+            }
+        }
+        if clientPools[p].isSync { return }
+        for leg in clientPools[p].legs where leg.state == .normal && !leg.maintenance && leg.member != 0 {
+            guard let i = clientPools[p].mapIndex(leg.member), !clientPools[p].maps[i].isEmpty else { continue }
+            sendRequest(.mapCheck, pool: name, to: leg.address, kind: .mapCheck(member: leg.member, generation: clientPools[p].mapGeneration[i]))
+        }
+        if !clientPools[p].members.isEmpty {
+            let md = PoolMetadata(poolName: name, poolUUID: clientPools[p].poolUUID, chunkBytes: clientPools[p].chunkBytes,
+                                  mappedSectors: clientPools[p].mappedSectors, mapVersion: clientPools[p].mapVersion,
+                                  members: clientPools[p].members)
+            for leg in clientPools[p].legs where (leg.state == .normal || leg.state == .reconnecting) && leg.member != 0 {
+                sendRequest(.sendMetadata(md), pool: name, to: leg.address, kind: .fireAndForget)
+            }
+        }
+        tryEnable(p)
+    }
+
+    /// Drops write intents no slot or write in flight still pins, once the log is half full.
+    private mutating func trimIntents(_ s: Int) {
+        guard serverPools[s].intents.count > Limits.writeIntentCapacity / 2 else { return }
+        let cold = serverPools[s].intents.keys.filter { (serverPools[s].intentPins[$0] ?? 0) == 0 }.sorted()
+        guard !cold.isEmpty else { return }
+        for c in cold { serverPools[s].intents[c] = nil }
+        persistAndThen(s, [.removeIntents(cold)], then: [])
+    }
+}

@@ -1,0 +1,126 @@
+// Read-only getters (what the control tree renders and tests assert on), the state digest
+// used to prove a refused command changed nothing, and the invariant checks run after inputs.
+
+extension Node {
+    public var serverPoolNames: [String] { serverPools.map(\.name) }
+    public var clientPoolNames: [String] { clientPools.map(\.name) }
+    public var deviceNames: [String] { devices.map(\.name) }
+
+    public func serverPool(_ name: String) -> ServerPoolView? {
+        guard let s = serverPoolIndex(name) else { return nil }
+        let p = serverPools[s]
+        var maps: [(member: MemberID, map: DirtyMap)] = []
+        if let own = p.mapIndex(p.member) { maps.append((p.member, p.maps[own])) }
+        for (i, m) in p.mapMembers.enumerated() where m != p.member { maps.append((m, p.maps[i])) }
+        return ServerPoolView(name: p.name, member: p.member, state: p.state, maintenance: p.maintenance,
+                              syncThread: p.syncThread, mapUpdate: p.mapUpdate, mapVersion: p.mapVersion,
+                              poolUUID: p.poolUUID, maps: maps, syncPool: p.syncPool, writeIntentCount: p.intents.count)
+    }
+
+    public func clientPool(_ name: String) -> ClientPoolView? {
+        guard let c = clientPoolIndex(name) else { return nil }
+        let p = clientPools[c]
+        return ClientPoolView(name: p.name, isSync: p.isSync, chunkBytes: p.chunkBytes, mappedSectors: p.mappedSectors,
+                              mapVersion: p.mapVersion, poolUUID: p.poolUUID,
+                              legs: p.legs.map { LegView(session: $0.session, address: $0.address, member: $0.member, state: $0.state,
+                                                         maintenance: $0.maintenance, wasLastAuthoritative: $0.wasLastAuthoritative) },
+                              members: p.members, normalCount: p.nonSyncNormalCount, inUse: p.inUse)
+    }
+
+    /// The client's own dirty map for `member` in pool `name` (tests and the fuzzer's checkers).
+    public func clientMap(_ name: String, member: MemberID) -> DirtyMap? {
+        guard let c = clientPoolIndex(name), let i = clientPools[c].mapIndex(member) else { return nil }
+        return clientPools[c].maps[i]
+    }
+
+    public func store(forPool name: String) -> StoreView? {
+        guard let s = serverPoolIndex(name), let st = serverPools[s].store else { return nil }
+        return StoreView(pool: name, device: st.device, open: st.open, mapped: st.mapped,
+                         mappedSectors: st.mappedSectors, deviceSectors: st.deviceSectors)
+    }
+
+    public func device(_ name: String) -> DeviceView? {
+        guard let d = devices.first(where: { $0.name == name }) else { return nil }
+        return DeviceView(name: d.name, pool: d.pool, state: d.state, sizeSectors: d.sizeSectors)
+    }
+
+    /// Is `chunk` locked for a sync on this node's server pool (checker c of the fuzzer)?
+    public func isChunkLocked(pool name: String, chunk: ChunkIndex) -> Bool {
+        guard let s = serverPoolIndex(name) else { return false }
+        return serverPools[s].locks[chunk] != nil
+    }
+
+    /// A digest of everything an operator can observe plus the protocol state; equal digests
+    /// before and after a refused command prove it changed nothing.
+    public var stateDigest: UInt64 {
+        var h = Digest()
+        for p in clientPools {
+            h.add(p.name); h.add(p.isSync ? 1 : 0); h.add(p.chunkBytes); h.add(p.mappedSectors); h.add(p.mapVersion.raw)
+            h.add(p.poolUUID.high); h.add(p.poolUUID.low); h.add(p.inUse ? 1 : 0)
+            for l in p.legs {
+                h.add(l.session); h.add(l.address); h.add(UInt64(l.member)); h.add(l.state.rawValue)
+                h.add(l.maintenance ? 1 : 0); h.add(l.wasLastAuthoritative ? 1 : 0)
+            }
+            for m in p.members { h.add(UInt64(m)) }
+            for (i, m) in p.mapMembers.enumerated() { h.add(UInt64(m)); for r in p.maps[i].runs() { h.add(r.start); h.add(r.count) } }
+        }
+        for s in serverPools {
+            h.add(s.name); h.add(UInt64(s.member)); h.add(s.state.rawValue); h.add(s.maintenance ? 1 : 0)
+            h.add(s.mapUpdate.rawValue); h.add(s.mapVersion.raw); h.add(s.poolUUID.high); h.add(s.poolUUID.low)
+            h.add(s.syncThread.rawValue); h.add(s.syncPool ?? "-"); h.add(s.markedCreate ? 1 : 0); h.add(s.markedDelete ? 1 : 0)
+            if let st = s.store { h.add(st.device); h.add(st.open ? 1 : 0); h.add(st.mapped ? 1 : 0); h.add(st.mappedSectors) }
+            for m in s.members { h.add(UInt64(m)) }
+            for (i, m) in s.mapMembers.enumerated() { h.add(UInt64(m)); for r in s.maps[i].runs() { h.add(r.start); h.add(r.count) } }
+            for c in s.intents.keys.sorted() { h.add(c) }
+        }
+        for d in devices { h.add(d.name); h.add(d.pool); h.add(d.sizeSectors) }
+        return h.value
+    }
+
+    // MARK: Invariants (style rule 10: after every input; whole-map scans only with `verify`)
+
+    func checkInvariants() {
+        for p in clientPools {
+            precondition(p.freeSlots.count + p.units.count == p.queueDepth, "\(p.name): IO slots leaked")
+            precondition(p.frozen == (p.freezeHolders > 0), "\(p.name): frozen flag disagrees with holders")
+            precondition(p.legs.count <= Limits.maxLegs, "\(p.name): more than \(Limits.maxLegs) legs")
+            let normal = p.legs.contains { !$0.isSync && $0.state == .normal }
+            for l in p.legs {
+                precondition(!(l.state == .normal && l.maintenance), "\(p.name)/\(l.session): normal in maintenance")
+                precondition(!(normal && l.wasLastAuthoritative), "\(p.name)/\(l.session): authoritative flag beside a normal leg")
+                precondition(!(l.state == .normal && !l.linkUp && l.joinedOnServer), "\(p.name)/\(l.session): normal without link")
+            }
+            let members = p.legs.map(\.member).filter { $0 != 0 }
+            precondition(Set(members).count == members.count, "\(p.name): two legs with one member id")
+            if !p.frozen { precondition(p.drainWaiters.isEmpty, "\(p.name): drain waiters without a freeze") }
+        }
+        for s in serverPools {
+            precondition(!(s.state == .normal && s.store == nil), "\(s.name): normal without a store")
+            precondition(!(s.state == .normal && s.maintenance), "\(s.name): normal in maintenance")
+            precondition(!(s.state == .empty && s.store != nil), "\(s.name): empty with a store")
+            precondition(s.syncInFlight == s.locks.values.filter(\.background).count, "\(s.name): sync in-flight count drifted")
+            precondition(s.syncInFlight <= options.syncQueueDepth, "\(s.name): sync queue depth exceeded")
+            precondition(!(s.syncThread == .running && s.state != .normal), "\(s.name): sync thread running outside normal")
+            for c in s.locks.keys.sorted() {
+                // A lock exists only while our own copy of the chunk is stale.
+                precondition(s.isDirtyForSelf(c), "\(s.name): chunk \(c) locked but clean for self")
+            }
+            if options.verify, s.store != nil {
+                for m in s.maps { precondition(m.chunkCount == s.geometry.chunkCount, "\(s.name): map size differs from volume") }
+            }
+        }
+    }
+}
+
+/// FNV-1a 64, for state digests (deterministic across processes, unlike `Hasher`).
+struct Digest {
+    var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    mutating func add(_ v: UInt64) {
+        var x = v
+        for _ in 0..<8 { value = (value ^ (x & 0xff)) &* 0x100_0000_01b3; x >>= 8 }
+    }
+    mutating func add(_ s: String) {
+        for b in s.utf8 { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
+        add(UInt64(0xff))
+    }
+}

@@ -1,0 +1,397 @@
+import Testing
+@testable import RMRCore
+
+// Tests of the sparse dirty map against a plain reference model (one Bool per chunk),
+// driven by a seeded SplitMix64 so every run is the same.
+
+private let leaf = UInt64(DirtyMap.leafBits)
+
+/// The reference model: a sorted list of disjoint, non-touching runs, rebuilt by brute force
+/// on every change (O(runs) per operation, so ranges over many leaves stay cheap).
+private struct ModelMap {
+    let chunkCount: UInt64
+    var runs: [ChunkRun] = []
+    init(_ n: UInt64) { chunkCount = n }
+    var count: UInt64 { runs.reduce(0) { $0 + $1.count } }
+    func isDirty(_ c: UInt64) -> Bool { runs.contains { $0.start <= c && c < $0.end } }
+    func nextDirty(from c: UInt64) -> UInt64? {
+        guard let r = runs.first(where: { $0.end > c }) else { return nil }
+        return max(r.start, c)
+    }
+    mutating func assign(_ r: Range<UInt64>, dirty: Bool) {
+        guard !r.isEmpty else { return }
+        var out: [ChunkRun] = []
+        var lo = r.lowerBound, hi = r.upperBound
+        for x in runs {
+            if x.end < r.lowerBound || x.start > r.upperBound { out.append(x); continue }
+            if dirty {
+                lo = min(lo, x.start); hi = max(hi, x.end)
+            } else {
+                if x.start < r.lowerBound { out.append(ChunkRun(start: x.start, count: r.lowerBound - x.start)) }
+                if x.end > r.upperBound { out.append(ChunkRun(start: r.upperBound, count: x.end - r.upperBound)) }
+            }
+        }
+        if dirty { out.append(ChunkRun(start: lo, count: hi - lo)) }
+        runs = out.sorted { $0.start < $1.start }
+    }
+    mutating func set(_ c: UInt64) -> Bool { let was = isDirty(c); assign(c..<c + 1, dirty: true); return !was }
+    mutating func clear(_ c: UInt64) -> Bool { let was = isDirty(c); assign(c..<c + 1, dirty: false); return was }
+    mutating func setRange(_ r: Range<UInt64>) { assign(r, dirty: true) }
+    mutating func clearRange(_ r: Range<UInt64>) { assign(r, dirty: false) }
+    mutating func setAll() { runs = chunkCount == 0 ? [] : [ChunkRun(start: 0, count: chunkCount)] }
+    mutating func clearAll() { runs = [] }
+}
+
+/// An index biased toward the interesting places: leaf, block and word edges, the ends.
+private func interestingIndex(_ rng: inout SplitMix64, _ n: UInt64) -> UInt64 {
+    switch rng.next(below: 4) {
+    case 0: return rng.next(below: n)
+    case 1: // near a leaf boundary (or near 0 if there is only one leaf)
+        let leaves = (n + leaf - 1) / leaf
+        let edge = rng.next(below: leaves + 1) * leaf
+        let c = edge &+ rng.next(below: 130) &- 65
+        return c < n ? c : rng.next(below: n)
+    case 2: // near the end
+        let back = rng.next(below: min(n, 200))
+        return n - 1 - back
+    default: // near a word / block edge in a narrow window (keeps runs forming)
+        let base = rng.next(below: max(1, n / 512)) * 512
+        let c = base + rng.next(below: 600)
+        return c < n ? c : rng.next(below: n)
+    }
+}
+
+private func randomRange(_ rng: inout SplitMix64, _ n: UInt64) -> Range<UInt64> {
+    let a = interestingIndex(&rng, n)
+    let maxLen = rng.next(below: 3) == 0 ? n - a : min(n - a, 3000)
+    let len = rng.next(below: maxLen + 1)
+    return a..<(a + len)
+}
+
+/// Everything the map reports agrees with the model.
+private func checkAgainstModel(_ m: DirtyMap, _ model: ModelMap, _ rng: inout SplitMix64,
+                               sourceLocation: SourceLocation = #_sourceLocation) {
+    let runs = model.runs
+    #expect(m.dirtyCount == model.count, sourceLocation: sourceLocation)
+    #expect(m.isEmpty == (model.count == 0), sourceLocation: sourceLocation)
+    #expect(m.runs() == runs, sourceLocation: sourceLocation)
+    #expect(m.runCount == runs.count, sourceLocation: sourceLocation)
+    let first = m.firstDirty(limit: 50)
+    var expectFirst: [UInt64] = []
+    for r in runs { for c in r.start..<r.end where expectFirst.count < 50 { expectFirst.append(c) } }
+    #expect(first == expectFirst, sourceLocation: sourceLocation)
+    for _ in 0..<20 {
+        let c = interestingIndex(&rng, model.chunkCount)
+        #expect(m.nextDirty(from: c) == model.nextDirty(from: c), sourceLocation: sourceLocation)
+        #expect(m.isDirty(c) == model.isDirty(c), sourceLocation: sourceLocation)
+    }
+    #expect(m.nextDirty(from: model.chunkCount) == nil, sourceLocation: sourceLocation)
+    // Runs and the encoding rebuild an equal map.
+    var rebuilt = DirtyMap(chunkCount: m.chunkCount)
+    rebuilt.insert(runs: runs)
+    #expect(rebuilt == m, sourceLocation: sourceLocation)
+    #expect(rebuilt.hashValue == m.hashValue, sourceLocation: sourceLocation)
+    let bytes = m.encodedRuns()
+    #expect(bytes == DirtyMap.encode(runs: runs), sourceLocation: sourceLocation)
+    #expect((try? DirtyMap.decodeRuns(bytes, chunkCount: m.chunkCount)) == runs, sourceLocation: sourceLocation)
+}
+
+private func randomOps(chunkCount n: UInt64, ops: Int, checkEvery: Int, seed: UInt64) {
+    var rng = SplitMix64(seed: seed)
+    var m = DirtyMap(chunkCount: n)
+    var model = ModelMap(n)
+    for step in 0..<ops {
+        let op = rng.next(below: 1000)
+        switch op {
+        case 0..<400:
+            let c = interestingIndex(&rng, n)
+            let got = m.set(c), want = model.set(c)
+            #expect(got == want, "set \(c) step \(step)")
+        case 400..<750:
+            let c = interestingIndex(&rng, n)
+            let got = m.clear(c), want = model.clear(c)
+            #expect(got == want, "clear \(c) step \(step)")
+        case 750..<850:
+            let c = interestingIndex(&rng, n)
+            #expect(m.isDirty(c) == model.isDirty(c), "isDirty \(c) step \(step)")
+        case 850..<910:
+            let r = randomRange(&rng, n)
+            m.setRange(r); model.setRange(r)
+        case 910..<975:
+            let r = randomRange(&rng, n)
+            m.clearRange(r); model.clearRange(r)
+        case 975..<985:
+            // Union with a small random map.
+            var other = DirtyMap(chunkCount: n)
+            var otherModel = ModelMap(n)
+            for _ in 0..<rng.next(below: 20) {
+                let r = randomRange(&rng, n)
+                let r2 = r.lowerBound..<min(r.upperBound, r.lowerBound + 700)
+                other.setRange(r2); otherModel.setRange(r2)
+            }
+            m.formUnion(other)
+            for r in otherModel.runs { model.setRange(r.start..<r.end) }
+        case 985..<990:
+            m.setAll(); model.setAll()
+        case 990..<994:
+            m.clearAll(); model.clearAll()
+        default:
+            // Rebuild through runs: the copy must compare equal and diverge independently.
+            let copy = m
+            m.insert(runs: [])
+            #expect(copy == m)
+        }
+        #expect(m.dirtyCount == model.count, "dirtyCount after step \(step) op \(op)")
+        if m.dirtyCount != model.count { return }
+        if step % checkEvery == checkEvery - 1 { checkAgainstModel(m, model, &rng) }
+    }
+    checkAgainstModel(m, model, &rng)
+}
+
+@Test func dirtyMapRandomOpsSmallSizes() {
+    for (i, n) in [1, 2, 63, 64, 65, 127, 511, 512, 513, 1000, 4097].enumerated() {
+        randomOps(chunkCount: UInt64(n), ops: 1500, checkEvery: 250, seed: 100 + UInt64(i))
+    }
+}
+
+@Test func dirtyMapRandomOpsAroundOneLeaf() {
+    randomOps(chunkCount: leaf - 1, ops: 2500, checkEvery: 800, seed: 7)
+    randomOps(chunkCount: leaf, ops: 2500, checkEvery: 800, seed: 8)
+}
+
+@Test func dirtyMapRandomOpsSeveralLeavesPartialLast() {
+    // 2 full leaves + a last partial leaf whose size is not a multiple of 64.
+    randomOps(chunkCount: 2 * leaf + 777, ops: 4000, checkEvery: 1000, seed: 9)
+}
+
+@Test func dirtyMapLeafBoundariesAndLastChunk() {
+    let n = 3 * leaf + 5
+    var m = DirtyMap(chunkCount: n)
+    let points: [UInt64] = [0, 63, 64, leaf - 1, leaf, leaf + 1, 2 * leaf - 1, 2 * leaf, n - 1]
+    for p in points { let first = m.set(p), second = m.set(p); #expect(first && !second) }
+    #expect(m.dirtyCount == UInt64(points.count))
+    #expect(m.firstDirty(limit: 100) == points)
+    #expect(m.runs().map(\.description) == ["0", "63+2", "\(leaf - 1)+3", "\(2 * leaf - 1)+2", "\(n - 1)"])
+    #expect(m.runCount == 5)
+    #expect(m.nextDirty(from: 2 * leaf + 1) == n - 1)
+    #expect(m.nextDirty(from: n) == nil)
+    for p in points { let first = m.clear(p), second = m.clear(p); #expect(first && !second) }
+    #expect(m.isEmpty)
+    #expect(m == DirtyMap(chunkCount: n))
+    #expect(m.approximateMemoryBytes == DirtyMap(chunkCount: n).approximateMemoryBytes)
+}
+
+@Test func dirtyMapSetAllClearAllAndFullLeaves() {
+    for n in [UInt64(0), 1, 64, 100, leaf, leaf + 1, 2 * leaf + 777] {
+        var m = DirtyMap(chunkCount: n, allDirty: true)
+        #expect(m.dirtyCount == n)
+        #expect(m.runs() == (n == 0 ? [] : [ChunkRun(start: 0, count: n)]))
+        #expect(m.runCount == (n == 0 ? 0 : 1))
+        #expect(m == DirtyMap(chunkCount: n, allDirty: true))
+        var viaRange = DirtyMap(chunkCount: n)
+        viaRange.setRange(0..<n)
+        #expect(viaRange == m)
+        if n > 0 {
+            #expect(m.isDirty(n - 1))
+            let cleared = m.clear(n - 1)
+            #expect(cleared)
+            #expect(!m.isDirty(n - 1))
+            #expect(m.dirtyCount == n - 1)
+            #expect(m.nextDirty(from: n - 1) == nil)
+            let setAgain = m.set(n - 1)
+            #expect(setAgain)
+            #expect(m == viaRange)
+        }
+        m.clearAll()
+        #expect(m.isEmpty)
+        #expect(m == DirtyMap(chunkCount: n))
+        #expect(m.runs().isEmpty)
+    }
+}
+
+@Test func dirtyMapEqualityIndependentOfHistory() {
+    let n = 2 * leaf + 100
+    // A leaf filled bit by bit becomes the all-dirty marker; it equals setRange and setAll.
+    var bitByBit = DirtyMap(chunkCount: n)
+    for c in leaf..<(2 * leaf) { bitByBit.set(c) }
+    var ranged = DirtyMap(chunkCount: n)
+    ranged.setRange(leaf..<(2 * leaf))
+    var fromAll = DirtyMap(chunkCount: n, allDirty: true)
+    fromAll.clearRange(0..<leaf)
+    fromAll.clearRange((2 * leaf)..<n)
+    #expect(bitByBit == ranged)
+    #expect(ranged == fromAll)
+    #expect(bitByBit.hashValue == ranged.hashValue)
+    #expect(ranged.hashValue == fromAll.hashValue)
+    #expect(Set([bitByBit, ranged, fromAll]).count == 1)
+    // A leaf that became all-zero compares equal to an absent leaf.
+    var touched = DirtyMap(chunkCount: n)
+    touched.set(5); touched.set(leaf + 5); touched.clear(5)
+    var fresh = DirtyMap(chunkCount: n)
+    fresh.set(leaf + 5)
+    #expect(touched == fresh)
+    #expect(touched.hashValue == fresh.hashValue)
+    // Different content in different leaves with equal counts is not equal.
+    var a = DirtyMap(chunkCount: n); a.setRange(0..<leaf)
+    var b = DirtyMap(chunkCount: n); b.setRange(leaf..<(2 * leaf))
+    #expect(a != b)
+    #expect(DirtyMap(chunkCount: 10) != DirtyMap(chunkCount: 11))
+    var c1 = DirtyMap(chunkCount: 100); c1.set(3)
+    var c2 = DirtyMap(chunkCount: 100); c2.set(4)
+    #expect(c1 != c2)
+}
+
+@Test func dirtyMapCopiesAreIndependent() {
+    let n = 3 * leaf
+    var original = DirtyMap(chunkCount: n)
+    original.set(1); original.set(leaf + 1); original.setRange((2 * leaf)..<(3 * leaf))
+    let snapshot = original
+    let snapshotRuns = snapshot.runs()
+
+    var copy = original
+    copy.set(2); copy.clear(leaf + 1); copy.clear(2 * leaf + 7); copy.setRange(0..<100)
+    #expect(original == snapshot)
+    #expect(original.runs() == snapshotRuns)
+
+    original.clear(1); original.set(leaf + 2); original.clearRange((2 * leaf)..<(2 * leaf + 10))
+    #expect(snapshot.runs() == snapshotRuns)
+    #expect(copy.isDirty(2) && !copy.isDirty(leaf + 1) && !copy.isDirty(2 * leaf + 7))
+    #expect(!copy.isDirty(leaf + 2) && copy.isDirty(2 * leaf + 8))
+
+    // formUnion shares leaves: writing either side afterwards must not leak into the other.
+    var left = DirtyMap(chunkCount: n)
+    var right = DirtyMap(chunkCount: n)
+    right.set(leaf + 9); right.set(10)
+    left.formUnion(right)
+    #expect(left == right)
+    left.set(leaf + 10)
+    right.clear(10)
+    #expect(!right.isDirty(leaf + 10) && right.isDirty(leaf + 9) && !right.isDirty(10))
+    #expect(left.isDirty(leaf + 10) && left.isDirty(leaf + 9) && left.isDirty(10))
+
+    var emptied = snapshot
+    emptied.clearAll()
+    #expect(snapshot.runs() == snapshotRuns)
+    var filled = snapshot
+    filled.setAll()
+    #expect(snapshot.runs() == snapshotRuns)
+    #expect(filled.dirtyCount == n)
+}
+
+@Test func dirtyMapUnionAgainstModel() {
+    let n = 2 * leaf + 333
+    var rng = SplitMix64(seed: 42)
+    for _ in 0..<4 {
+        var a = DirtyMap(chunkCount: n), b = DirtyMap(chunkCount: n)
+        var ma = ModelMap(n), mb = ModelMap(n)
+        for _ in 0..<40 {
+            let r = randomRange(&rng, n); a.setRange(r); ma.setRange(r)
+            let s = randomRange(&rng, n); b.setRange(s); mb.setRange(s)
+            let c = interestingIndex(&rng, n); a.clear(c); _ = ma.clear(c)
+        }
+        let bBefore = b
+        a.formUnion(b)
+        for r in mb.runs { ma.setRange(r.start..<r.end) }
+        checkAgainstModel(a, ma, &rng)
+        #expect(b == bBefore)
+        var u = a; u.formUnion(a)
+        #expect(u == a)
+    }
+}
+
+@Test func dirtyMapRunEncodingRoundTripAndSize() throws {
+    // 64 TiB at 128 KiB chunks, 1,000 dirty chunks: bytes track runs, not the volume size.
+    let n: UInt64 = 1 << 29
+    var m = DirtyMap(chunkCount: n)
+    var rng = SplitMix64(seed: 1)
+    while m.dirtyCount < 1000 { m.set(rng.next(below: n)) }
+    let runs = m.runs()
+    let bytes = m.encodedRuns()
+    #expect(bytes.count <= 2 + runs.count * 6)
+    #expect(try DirtyMap.decodeRuns(bytes, chunkCount: n) == runs)
+    #expect(DirtyMap(chunkCount: n).encodedRuns() == [0])
+    #expect(try DirtyMap.decodeRuns([0], chunkCount: n).isEmpty)
+    let full = DirtyMap(chunkCount: n, allDirty: true)
+    #expect(try DirtyMap.decodeRuns(full.encodedRuns(), chunkCount: n) == [ChunkRun(start: 0, count: n)])
+    #expect(full.encodedRuns() == [1, 0, 0xff, 0xff, 0xff, 0xff, 0x01]) // 2^29 - 1 in 5 bytes
+    // An explicit slice of runs encodes the same way.
+    let slice = Array(runs.prefix(10))
+    #expect(try DirtyMap.decodeRuns(DirtyMap.encode(runs: slice), chunkCount: n) == slice)
+    // Round trip at the last chunk and the top of the UInt64-free range.
+    var edge = DirtyMap(chunkCount: 1000)
+    edge.set(0); edge.set(999); edge.setRange(500..<600)
+    #expect(try DirtyMap.decodeRuns(edge.encodedRuns(), chunkCount: 1000) == edge.runs())
+}
+
+@Test func dirtyMapDecodeRejectsMalformedInput() {
+    func rejects(_ bytes: [UInt8], _ n: UInt64, _ word: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            let runs = try DirtyMap.decodeRuns(bytes, chunkCount: n)
+            Issue.record("accepted \(bytes) as \(runs)", sourceLocation: sourceLocation)
+        } catch let e as RMRError {
+            #expect(e.code == .EINVAL, sourceLocation: sourceLocation)
+            #expect(e.message.contains(word), "\(e.message)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+        }
+    }
+    rejects([], 100, "truncated")                       // no run count
+    rejects([0x81], 100, "truncated")                   // varint cut in the middle
+    rejects([1, 5], 100, "truncated")                   // run count 1, length missing
+    rejects([2, 0, 0], 100, "truncated")                // run count larger than the bytes hold
+    rejects([1, 0x85], 100, "truncated")
+    rejects([1, 0x80, 0x00, 0], 100, "non-minimal")
+    rejects([1] + Array(repeating: 0xff, count: 10) + [0x01, 0], 100, "overflows")
+    rejects([1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0], 100, "past")
+    rejects([1, 100, 0], 100, "past")                   // starts at chunkCount
+    rejects([1, 90, 10], 100, "past")                   // 90+11 > 100
+    rejects([1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], 100, "past")
+    rejects([2, 0, 4, 0, 0], 100, "touches")            // second run starts where the first ends
+    rejects([1, 0, 0, 7], 100, "trailing")
+    rejects([0, 0], 100, "trailing")
+    // Well-formed neighbours of the above are accepted.
+    #expect((try? DirtyMap.decodeRuns([1, 90, 9], chunkCount: 100)) == [ChunkRun(start: 90, count: 10)])
+    #expect((try? DirtyMap.decodeRuns([2, 0, 4, 1, 0], chunkCount: 100))
+            == [ChunkRun(start: 0, count: 5), ChunkRun(start: 6, count: 1)])
+    // Random garbage never crashes: it decodes to valid runs or throws.
+    var rng = SplitMix64(seed: 3)
+    for _ in 0..<300 {
+        let bytes = (0..<rng.next(below: 12)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        if let runs = try? DirtyMap.decodeRuns(bytes, chunkCount: 5000) {
+            var m = DirtyMap(chunkCount: 5000)
+            m.insert(runs: runs)
+            #expect(m.runs() == runs)
+        }
+    }
+}
+
+@Test func dirtyMapMemoryAndSparseSearchAtSixtyFourTiB() {
+    let n: UInt64 = 1 << 29 // 64 TiB at 128 KiB chunks
+    var m = DirtyMap(chunkCount: n)
+    #expect(m.approximateMemoryBytes <= 64 * 1024)
+    m.setAll()
+    #expect(m.approximateMemoryBytes <= 64 * 1024)
+    #expect(m.dirtyCount == n)
+    m.clearAll()
+    m.set(n - 1)
+    #expect(m.nextDirty(from: 0) == n - 1)
+    #expect(m.firstDirty(limit: 50) == [n - 1])
+    #expect(m.runs() == [ChunkRun(start: n - 1, count: 1)])
+    // One materialised leaf costs about 32 KiB.
+    let oneLeaf = m.approximateMemoryBytes - DirtyMap(chunkCount: n).approximateMemoryBytes
+    #expect(oneLeaf >= 32 * 1024 && oneLeaf <= 33 * 1024)
+    let cleared = m.clear(n - 1)
+    #expect(cleared)
+    #expect(m.approximateMemoryBytes == DirtyMap(chunkCount: n).approximateMemoryBytes)
+}
+
+@Test func dirtyMapOutOfRangeIsAPreconditionFailure() async {
+    await #expect(processExitsWith: .failure) {
+        var m = DirtyMap(chunkCount: 10)
+        m.set(10)
+    }
+    await #expect(processExitsWith: .failure) {
+        let m = DirtyMap(chunkCount: 10)
+        _ = m.isDirty(10)
+    }
+}
