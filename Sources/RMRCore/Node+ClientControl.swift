@@ -75,7 +75,8 @@ extension Node {
         let peers = pool.members.filter { $0 != leg.member }.map { m in
             PeerInfo(member: m, clientMapDirty: pool.mapIndex(m).map { !pool.maps[$0].isEmpty } ?? false)
         }
-        let request = JoinRequest(poolUUID: pool.poolUUID, queueDepth: UInt32(pool.queueDepth), chunkBytes: pool.chunkBytes,
+        let uuid = creating || pool.poolUUIDConfirmed ? pool.poolUUID : PoolUUID.none
+        let request = JoinRequest(poolUUID: uuid, queueDepth: UInt32(pool.queueDepth), chunkBytes: pool.chunkBytes,
                                   create: creating, dirty: creating && !otherLegs.isEmpty, peers: creating ? peers : [],
                                   rejoin: rejoin, fromSyncPool: pool.isSync)
         clientPools[p].legs[l].joinInFlight = true
@@ -90,7 +91,7 @@ extension Node {
             if case .failed(let e) = response { errno = e } else { errno = .EIO }
             if rejoin { return }  // Stays FAILED; the recovery tick retries.
             removeLeg(p, l)
-            if let admin { fail(admin, errno, "join refused by \(clientPools[p].legs.count >= 0 ? session : session): \(errno)\(joinHint(errno))") }
+            if let admin { fail(admin, errno, "join refused by the node of \(session): \(errno)\(joinHint(errno))") }
             return
         }
         let pool = clientPools[p]
@@ -138,6 +139,7 @@ extension Node {
         switch clientPools[p].legs[l].mode {
         case .create:
             let dirty = pool.legs.contains { $0.session != session && $0.member != 0 }
+            clientPools[p].poolUUIDConfirmed = true
             clientPools[p].addMember(reply.member)
             clientPools[p].ensureMap(reply.member, allDirty: dirty, at: now)
             sendPoolInfo(p, member: reply.member, op: .add, mode: .create, dirty: dirty, except: reply.member)
@@ -177,6 +179,7 @@ extension Node {
             return
         }
         clientPools[p].poolUUID = md.poolUUID
+        clientPools[p].poolUUIDConfirmed = true
         clientPools[p].mapVersion = max(clientPools[p].mapVersion, MapVersion(raw: md.mapVersion.counter))
         clientPools[p].mappedSectors = md.mappedSectors
         for m in md.members {

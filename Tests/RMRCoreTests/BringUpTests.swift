@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct BringUpTests {
     @Test func guideBringUpReachesNormalAndSyncsSecondLeg() {
-        var c = TestCluster.guide()
+        let c = TestCluster.guide()
         c.bringUp(legs: 2)
         #expect(c.serverState("stg0") == .normal)
         #expect(c.serverState("stg1") == .normal)
@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func writeThenReadBackFromEveryLeg() {
-        var c = TestCluster.guide()
+        let c = TestCluster.guide()
         c.bringUp(legs: 2)
         _ = c.waitUntil { $0.ownDirty("stg1") == 0 }
         let data = pattern(7, 1)

@@ -7,7 +7,7 @@ let mapped: UInt64 = 8192  // sectors: 4 MiB, 32 chunks of 128 KiB
 extension TestCluster {
     /// Hosts: compute client `client` (10.0.0.1) and storage nodes stg0 (member 42), stg1 (43), ...
     static func guide(legs: Int = 2, queueDepth: Int = 16, mappedSectors: UInt64 = mapped) -> TestCluster {
-        var c = TestCluster()
+        let c = TestCluster()
         c.addHost("client", "10.0.0.1", queueDepth: queueDepth)
         for i in 0..<legs { c.addHost("stg\(i)", "10.0.1.\(i)", disks: ["/dev/sda": mappedSectors * 2 + 8192], queueDepth: queueDepth) }
         return c
@@ -19,7 +19,7 @@ extension TestCluster {
 
     /// join_pool + create_store on every storage node, the client pool, create-mode sessions
     /// enabled in order, sync pools on every storage node, and map_device.
-    mutating func bringUp(legs: Int, mappedSectors: UInt64 = mapped, mapDevice: Bool = true) {
+    func bringUp(legs: Int, mappedSectors: UInt64 = mapped, mapDevice: Bool = true) {
         for i in 0..<legs {
             ok(Self.storageName(i), .serverJoinPool(pool: pool, member: Self.member(i)))
             ok(Self.storageName(i), .createStore(device: "/dev/sda", pool: pool, mappedSectors: mappedSectors))
@@ -33,7 +33,7 @@ extension TestCluster {
         if mapDevice { ok("client", .mapDevice(pool: pool, sizeSectors: mappedSectors)) }
     }
 
-    mutating func setUpSyncPool(_ i: Int, legs: Int) {
+    func setUpSyncPool(_ i: Int, legs: Int) {
         let me = Self.storageName(i)
         ok(me, .clientJoinPool(pool: pool, chunkBytes: 131072, sync: true))
         for j in 0..<legs where j != i {
@@ -42,8 +42,10 @@ extension TestCluster {
         ok(me, .attachSyncPool(pool: pool, syncPool: pool))
     }
 
+    func waitUntil(_ condition: (TestCluster) -> Bool) -> Bool { waitUntil(.seconds(120), condition) }
+
     /// Waits (in virtual time) until `condition` holds, up to `limit`.
-    mutating func waitUntil(_ limit: Duration = .seconds(120), _ condition: (TestCluster) -> Bool) -> Bool {
+    func waitUntil(_ limit: Duration, _ condition: (TestCluster) -> Bool) -> Bool {
         let end = now + limit
         while now < end {
             if condition(self) { return true }

@@ -53,7 +53,7 @@ enum TestEvent {
     case timer(HostAddress)
 }
 
-struct TestCluster {
+final class TestCluster {
     var hosts: [TestHost] = []
     var now = Instant.zero
     var queue: [(time: Instant, seq: UInt64, event: TestEvent)] = []
@@ -73,7 +73,7 @@ struct TestCluster {
     var nextToken: UInt64 = 1
     var timers: [HostAddress: Instant] = [:]
 
-    mutating func addHost(_ name: String, _ address: HostAddress, disks: [String: UInt64] = [:], queueDepth: Int = 16) {
+    func addHost(_ name: String, _ address: HostAddress, disks: [String: UInt64] = [:], queueDepth: Int = 16) {
         var h = TestHost(name: name, address: address,
                          node: Node(host: name, address: address, seed: UInt64(hosts.count + 1) * 7919,
                                     options: NodeOptions(verify: true, queueDepth: queueDepth)))
@@ -87,13 +87,13 @@ struct TestCluster {
 
     func linkKey(_ a: HostAddress, _ b: HostAddress) -> String { a < b ? "\(a)|\(b)" : "\(b)|\(a)" }
 
-    mutating func schedule(_ after: Duration, _ event: TestEvent) {
+    func schedule(_ after: Duration, _ event: TestEvent) {
         seq += 1
         queue.append((now + after, seq, event))
     }
 
     /// Applies an input to a host now and performs the effects.
-    mutating func apply(_ host: Int, _ input: Input) {
+    func apply(_ host: Int, _ input: Input) {
         guard hosts[host].alive else { return }
         let effects = hosts[host].node.apply(input, at: now)
         for e in effects { perform(e, from: host) }
@@ -104,7 +104,7 @@ struct TestCluster {
         }
     }
 
-    mutating func perform(_ effect: Effect, from h: Int) {
+    func perform(_ effect: Effect, from h: Int) {
         let me = hosts[h].address
         switch effect {
         case .send(let m, let to):
@@ -143,7 +143,7 @@ struct TestCluster {
         }
     }
 
-    mutating func tryConnect(_ a: HostAddress, _ b: HostAddress) {
+    func tryConnect(_ a: HostAddress, _ b: HostAddress) {
         let key = linkKey(a, b)
         guard !connected.contains(key), !cut.contains(key) else { return }
         let ia = index(a), ib = index(b)
@@ -154,7 +154,7 @@ struct TestCluster {
     }
 
     /// Runs events until the queue is empty or `until` is reached.
-    mutating func run(until end: Instant? = nil, maxEvents: Int = 2_000_000) {
+    func run(until end: Instant? = nil, maxEvents: Int = 2_000_000) {
         var n = 0
         while n < maxEvents {
             guard let i = queue.indices.min(by: { (queue[$0].time, queue[$0].seq) < (queue[$1].time, queue[$1].seq) }) else { break }
@@ -175,11 +175,11 @@ struct TestCluster {
         if let end { now = max(now, end) }
     }
 
-    mutating func advance(_ d: Duration) { run(until: now + d) }
+    func advance(_ d: Duration) { run(until: now + d) }
 
     /// Runs an admin command to completion (like a blocking sysfs write) and returns its result.
     @discardableResult
-    mutating func admin(_ host: String, _ command: AdminCommand, within: Duration = .seconds(60)) -> AdminResult {
+    func admin(_ host: String, _ command: AdminCommand, within: Duration = .seconds(60)) -> AdminResult {
         let h = index(host)
         let token = nextToken; nextToken += 1
         var probe: DeviceProbe?
@@ -195,13 +195,13 @@ struct TestCluster {
         return adminResults[token] ?? .failed(RMRError(.ETIMEDOUT, "test: no completion"))
     }
 
-    mutating func ok(_ host: String, _ command: AdminCommand, sourceLocation: SourceLocationShim = .init()) {
+    func ok(_ host: String, _ command: AdminCommand, sourceLocation: SourceLocationShim = .init()) {
         let r = admin(host, command)
         if case .failed(let e) = r { preconditionFailure("\(host): \(command) failed: \(e)") }
     }
 
     /// Issues a block IO and runs until it completes.
-    mutating func blockIO(_ host: String, _ op: IOOperation, offset: UInt64, length: UInt64, data: [UInt8] = [],
+    func blockIO(_ host: String, _ op: IOOperation, offset: UInt64, length: UInt64, data: [UInt8] = [],
                           device: String = "brmr0", within: Duration = .seconds(30)) -> BlockIOResult {
         let tag = nextToken; nextToken += 1
         apply(index(host), .blockIO(BlockRequest(tag: BlockIOTag(tag), device: device, op: op, offsetBytes: offset, lengthBytes: length, data: data)))
@@ -214,13 +214,13 @@ struct TestCluster {
     }
 
     /// Issues a block IO without waiting.
-    mutating func startBlockIO(_ host: String, _ op: IOOperation, offset: UInt64, length: UInt64, data: [UInt8] = []) -> UInt64 {
+    func startBlockIO(_ host: String, _ op: IOOperation, offset: UInt64, length: UInt64, data: [UInt8] = []) -> UInt64 {
         let tag = nextToken; nextToken += 1
         apply(index(host), .blockIO(BlockRequest(tag: BlockIOTag(tag), device: "brmr0", op: op, offsetBytes: offset, lengthBytes: length, data: data)))
         return tag
     }
 
-    mutating func cutLink(_ a: String, _ b: String) {
+    func cutLink(_ a: String, _ b: String) {
         let aa = hosts[index(a)].address, bb = hosts[index(b)].address
         let key = linkKey(aa, bb)
         cut.insert(key)
@@ -236,13 +236,13 @@ struct TestCluster {
         }
     }
 
-    mutating func restoreLink(_ a: String, _ b: String) {
+    func restoreLink(_ a: String, _ b: String) {
         let aa = hosts[index(a)].address, bb = hosts[index(b)].address
         cut.remove(linkKey(aa, bb))
         for (x, y) in wanted where linkKey(x, y) == linkKey(aa, bb) { tryConnect(x, y) }
     }
 
-    mutating func crash(_ host: String) {
+    func crash(_ host: String) {
         let h = index(host)
         let addr = hosts[h].address
         hosts[h].alive = false
@@ -263,7 +263,7 @@ struct TestCluster {
         wanted.removeAll { $0.0 == addr }
     }
 
-    mutating func restart(_ host: String) {
+    func restart(_ host: String) {
         let h = index(host)
         hosts[h].alive = true
         hosts[h].node = Node(host: hosts[h].name, address: hosts[h].address, seed: 4242 + UInt64(h),

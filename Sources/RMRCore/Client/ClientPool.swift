@@ -76,6 +76,9 @@ struct ClientPool: Sendable {
     var chunkBytes: UInt64
     var mappedSectors: UInt64 = 0
     var poolUUID: PoolUUID
+    /// The UUID is the pool's (made by this client for a create, or learned from a node);
+    /// a fresh client assembling an existing pool does not know it yet.
+    var poolUUIDConfirmed = false
     var legs: [Leg] = []
     /// pool_md: the members of the pool as this client knows them, ascending.
     var members: [MemberID] = []
