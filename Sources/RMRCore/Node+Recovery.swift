@@ -263,8 +263,12 @@ extension Node {
     // MARK: MAP_CHECK / STORE_CHECK answers
 
     mutating func mapCheckAnswered(pool name: String, member: MemberID, generation: UInt64, _ response: Response) {
-        guard let p = clientPoolIndex(name), let i = clientPools[p].mapIndex(member) else { return }
-        guard case .value(1) = response else { return }
+        guard let p = clientPoolIndex(name) else { return }
+        if case .value(2) = response {
+            // The node stopped serving (store removed, IO error, restart) while we were idle.
+            return failLeg(p, member: member)
+        }
+        guard let i = clientPools[p].mapIndex(member), case .value(1) = response else { return }
         // The 5 s guard of the reference plus our generation check: a map touched after the
         // question was asked is never cleared by the answer (closes the race of notes §9).
         guard clientPools[p].mapGeneration[i] == generation,

@@ -27,8 +27,11 @@ extension Node {
             let maps = p.mapMembers.indices.map { MemberMapRuns(member: p.mapMembers[$0], runs: p.maps[$0].runs()) }
             respond(.maps(maps, p.mapVersion), rid: rid, pool: name, to: peer)
         case .mapCheck:
-            let clean = serverPools[s].state == .normal && (serverPools[s].ownMap?.isEmpty ?? true)
-            respond(.value(clean ? 1 : 0), rid: rid, pool: name, to: peer)
+            // 1: normal and own map clean; 0: normal with dirty chunks; 2: not serving IO (our
+            // addition: a quiet client learns that a leg it thinks NORMAL stopped serving).
+            let p = serverPools[s]
+            let answer: UInt64 = p.state != .normal ? 2 : ((p.ownMap?.isEmpty ?? true) ? 1 : 0)
+            respond(.value(answer), rid: rid, pool: name, to: peer)
         case .lastIOToMap: serverLastIOToMap(s, rid: rid, from: peer)
         case .markDirty(let chunks, let except): serverMarkDirty(s, chunks: chunks, except: except, rid: rid, from: peer)
         case .storeCheck:

@@ -41,9 +41,11 @@ extension Node {
             }
         }
         if clientPools[p].isSync { return }
+        // MAP_CHECK every NORMAL leg: it trims our copy of its map when the node is clean, and
+        // tells us when a leg we think NORMAL has stopped serving.
         for leg in clientPools[p].legs where leg.state == .normal && !leg.maintenance && leg.member != 0 {
-            guard let i = clientPools[p].mapIndex(leg.member), !clientPools[p].maps[i].isEmpty else { continue }
-            sendRequest(.mapCheck, pool: name, to: leg.address, kind: .mapCheck(member: leg.member, generation: clientPools[p].mapGeneration[i]))
+            let generation = clientPools[p].mapIndex(leg.member).map { clientPools[p].mapGeneration[$0] } ?? 0
+            sendRequest(.mapCheck, pool: name, to: leg.address, kind: .mapCheck(member: leg.member, generation: generation))
         }
         if !clientPools[p].members.isEmpty {
             let md = PoolMetadata(poolName: name, poolUUID: clientPools[p].poolUUID, chunkBytes: clientPools[p].chunkBytes,

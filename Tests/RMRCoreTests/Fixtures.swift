@@ -6,8 +6,9 @@ let mapped: UInt64 = 8192  // sectors: 4 MiB, 32 chunks of 128 KiB
 
 extension TestCluster {
     /// Hosts: compute client `client` (10.0.0.1) and storage nodes stg0 (member 42), stg1 (43), ...
-    static func guide(legs: Int = 2, queueDepth: Int = 16, mappedSectors: UInt64 = mapped) -> TestCluster {
+    static func guide(legs: Int = 2, queueDepth: Int = 16, mappedSectors: UInt64 = mapped, syncQueueDepth: Int = 32) -> TestCluster {
         let c = TestCluster()
+        c.syncQueueDepth = syncQueueDepth
         c.addHost("client", "10.0.0.1", queueDepth: queueDepth)
         for i in 0..<legs { c.addHost("stg\(i)", "10.0.1.\(i)", disks: ["/dev/sda": mappedSectors * 2 + 8192], queueDepth: queueDepth) }
         return c

@@ -17,7 +17,7 @@ import Testing
     static func expectBlocks(_ c: TestCluster, _ range: Range<UInt64>, version v: UInt64) {
         for b in range {
             let r = c.blockIO("client", .read, offset: b * block, length: block)
-            #expect(r == .ok(data: pattern(b, v)), "read of block \(b) expected v\(v)")
+            #expect(Bool(r == .ok(data: pattern(b, v))), "read of block \(b) expected v\(v)")
         }
     }
 
@@ -26,7 +26,7 @@ import Testing
         let bytes = sectors * 512
         let reference = c.diskBytes("stg0", "/dev/sda", 0, bytes)
         for i in 1..<legs {
-            #expect(c.diskBytes(TestCluster.storageName(i), "/dev/sda", 0, bytes) == reference, "stg\(i) differs from stg0")
+            #expect(Bool(c.diskBytes(TestCluster.storageName(i), "/dev/sda", 0, bytes) == reference), "stg\(i) differs from stg0")
         }
     }
 

@@ -72,11 +72,14 @@ final class TestCluster {
     var probes: [CoverageProbe] = []
     var nextToken: UInt64 = 1
     var timers: [HostAddress: Instant] = [:]
+    /// Directed drops "from>to": messages silently lost while the link stays up.
+    var dropping: Set<String> = []
+    var syncQueueDepth = 32
 
     func addHost(_ name: String, _ address: HostAddress, disks: [String: UInt64] = [:], queueDepth: Int = 16) {
         var h = TestHost(name: name, address: address,
                          node: Node(host: name, address: address, seed: UInt64(hosts.count + 1) * 7919,
-                                    options: NodeOptions(verify: true, queueDepth: queueDepth)))
+                                    options: NodeOptions(verify: true, queueDepth: queueDepth, syncQueueDepth: syncQueueDepth)))
         for (d, size) in disks { h.disks[d] = TestDisk(sizeSectors: size) }
         hosts.append(h)
     }
@@ -108,7 +111,9 @@ final class TestCluster {
         let me = hosts[h].address
         switch effect {
         case .send(let m, let to):
-            if connected.contains(linkKey(me, to)) { schedule(latency, .deliver(to: to, .received(m, from: me))) }
+            if connected.contains(linkKey(me, to)) && !dropping.contains("\(me)>\(to)") {
+                schedule(latency, .deliver(to: to, .received(m, from: me)))
+            }
         case .connect(let peer):
             wanted.append((me, peer))
             tryConnect(me, peer)
@@ -267,7 +272,7 @@ final class TestCluster {
         let h = index(host)
         hosts[h].alive = true
         hosts[h].node = Node(host: hosts[h].name, address: hosts[h].address, seed: 4242 + UInt64(h),
-                             options: NodeOptions(verify: true, queueDepth: hosts[h].node.options.queueDepth))
+                             options: hosts[h].node.options)
         for (x, y) in wanted where y == hosts[h].address { tryConnect(x, y) }
     }
 
