@@ -147,9 +147,13 @@ extension Node {
             waitingOn.removeAll { $0 == member }
             if case .value(let raw) = response {
                 let v = MapVersion(raw: raw)
-                // Strictly greater wins; ties keep the first member in order.
-                if job.bestVersion == nil || job.bestVersion! < v || (job.source == 0) {
-                    if job.bestVersion == nil || job.bestVersion! < v { job.bestVersion = v; job.source = member }
+                // Highest version wins; ties go to the lowest member id, whatever order the
+                // answers arrive in.
+                if let best = job.bestVersion {
+                    if best < v || (!(v < best) && member < job.source) { job.bestVersion = v; job.source = member }
+                } else {
+                    job.bestVersion = v
+                    job.source = member
                 }
             }
             job.phase = .gettingVersions(waitingOn: waitingOn)
