@@ -354,3 +354,39 @@ import Testing
     }
 }
 
+
+/// Notes §11 item 12: the client comes back while a member is still down. Reconciliation waits
+/// for every member of pool_md; `pool_enable` says which one; when it returns all converge.
+@Suite struct MissingMemberTests {
+    @Test func clientReturnsWhileAMemberIsDown() {
+        let c = TestCluster.guide(legs: 3)
+        c.bringUp(legs: 3)
+        let settled = c.waitUntil(RecoveryTests.settled(3))
+        #expect(settled)
+        #expect(c.blockIO("client", .write, offset: 0, length: 4096, data: pattern(0, 1)) == .ok(data: []))
+        c.crash("client")
+        c.crash("stg2")
+        c.restart("client")
+        c.ok("client", .clientJoinPool(pool: pool, chunkBytes: 131072, sync: false))
+        for i in 0..<2 {
+            c.ok("client", .addSession(pool: pool, session: TestCluster.session(i), address: "10.0.1.\(i)", mode: .assemble))
+        }
+        c.advance(.seconds(10))
+        #expect(c.legState("client", TestCluster.session(0)) == .reconnecting)
+        let r = c.admin("client", .poolEnable(pool: pool))
+        guard case .failed(let e) = r else { Issue.record("pool_enable succeeded without member 44"); return }
+        #expect(e.code == .EAGAIN)
+        #expect(e.message.contains("44"))
+        #expect(c.serverState("stg0") == .noIO, "no IO is served before every member is reconciled")
+        // The node returns; the operator rebuilds it and assembles its leg.
+        c.restart("stg2")
+        c.ok("stg2", .serverJoinPool(pool: pool, member: 44))
+        c.ok("stg2", .addStore(device: "/dev/sda", pool: pool, mappedSectors: mapped, mode: .add))
+        c.setUpSyncPool(2, legs: 3)
+        c.ok("client", .addSession(pool: pool, session: TestCluster.session(2), address: "10.0.1.2", mode: .assemble))
+        let normal = c.waitUntil(.seconds(60)) { c in (0..<3).allSatisfy { c.legState("client", TestCluster.session($0)) == .normal } }
+        #expect(normal)
+        c.ok("client", .mapDevice(pool: pool, sizeSectors: mapped))
+        #expect(Bool(c.blockIO("client", .read, offset: 0, length: 4096) == .ok(data: pattern(0, 1))))
+    }
+}
