@@ -155,6 +155,10 @@ public enum IgnoreReason: Sendable, Hashable {
     case unknownPool(String)
     case duplicateLinkEvent(HostAddress)
     case staleTimer
+    /// Client IO reached a pool that stopped serving before the client learned it.
+    case ioRefusedNotServing(pool: String)
+    /// A rejoin reached a pool that has no store yet (the operator has not re-added it).
+    case joinRefusedNoStore(pool: String)
 }
 
 /// Rare events the fuzzer counts (issue 4, coverage probes).

@@ -170,8 +170,8 @@ extension Node {
         switch unit.owner {
         case .block(let tag, let offsetInRequest):
             finishBlockPiece(tag, offsetInRequest: offsetInRequest, result)
-        case .chunkSync(let serverPool, let chunk):
-            chunkSyncRead(serverPool: serverPool, chunk: chunk, result: result)
+        case .chunkSync(let serverPool, let chunk, let lock):
+            chunkSyncRead(serverPool: serverPool, chunk: chunk, lock: lock, result: result)
         }
         if clientPools[p].frozen && clientPools[p].units.isEmpty {
             drained(p)
@@ -210,7 +210,7 @@ extension Node {
         for q in queued {
             switch q.owner {
             case .block(let tag, let off): finishBlockPiece(tag, offsetInRequest: off, .failed(.EIO))
-            case .chunkSync(let sp, let chunk): chunkSyncRead(serverPool: sp, chunk: chunk, result: .failed(.EIO))
+            case .chunkSync(let sp, let chunk, let lock): chunkSyncRead(serverPool: sp, chunk: chunk, lock: lock, result: .failed(.EIO))
             }
         }
     }

@@ -4,6 +4,7 @@
 extension Node {
     mutating func handleRequest(_ request: Request, rid: RequestID, pool name: String, from peer: HostAddress) {
         guard let s = serverPoolIndex(name) else {
+            // A peer's retained session reaching a rebooted node before join_pool: retried later.
             emit(.ignored(.unknownPool(name)))
             return respond(.failed(.ENOENT), rid: rid, pool: name, to: peer)
         }
@@ -139,7 +140,11 @@ extension Node {
             reject(.serverPool(name), state: state.rawValue, input: j.rejoin ? "REJOIN_POOL" : "JOIN_POOL", reason: reason)
             respond(.failed(code), rid: rid, pool: name, to: peer)
         }
-        guard state != .empty, let store = serverPools[s].store else { return refuse(.ENODEV, "no store registered") }
+        guard state != .empty, let store = serverPools[s].store else {
+            // A retained session rejoining before the operator re-added the store: retried later.
+            emit(.ignored(.joinRefusedNoStore(pool: name)))
+            return respond(.failed(.ENODEV), rid: rid, pool: name, to: peer)
+        }
         if j.fromSyncPool {
             addSession(s, peer: peer, isSync: true)
             return respond(.joined(joinReply(s)), rid: rid, pool: name, to: peer)

@@ -6,8 +6,13 @@ extension Node {
     mutating func serverIO(_ s: Int, _ io: IORequest, rid: RequestID, from peer: HostAddress, isSync: Bool) {
         let name = serverPools[s].name
         let pool = serverPools[s]
-        func refuse(_ reason: String, toNoIO: Bool) {
-            reject(.serverPool(name), state: pool.state.rawValue, input: "\(isSync ? "sync " : "")\(io.op) IO", reason: reason)
+        func refuse(_ reason: String, toNoIO: Bool, race: Bool = true) {
+            if race {
+                // The sender could not know yet (link flap, store error, restart): a tolerated race.
+                emit(.ignored(.ioRefusedNotServing(pool: name)))
+            } else {
+                reject(.serverPool(name), state: pool.state.rawValue, input: "\(isSync ? "sync " : "")\(io.op) IO", reason: reason)
+            }
             // Any IO the server must refuse from its client means the client thinks it is
             // serving when it is not: stop serving until a map update (notes §4.3 step 1).
             if toNoIO { serverPoolToNoIO(s) }
@@ -16,11 +21,11 @@ extension Node {
         guard pool.state == .normal, let store = pool.store else {
             return refuse("pool is \(pool.state)\(pool.store == nil ? " without a store" : "")", toNoIO: !isSync)
         }
-        if isSync && io.op != .read { return refuse("a sync session may only read", toNoIO: false) }
+        if isSync && io.op != .read { return refuse("a sync session may only read", toNoIO: false, race: false) }
         if !isSync && !store.ioAllowed { return refuse("store is \(store.open ? "open" : "closed") and \(store.mapped ? "mapped" : "unmapped")", toNoIO: true) }
         let geometry = pool.geometry
         guard io.lengthBytes > 0 || io.op == .flush, io.offsetBytes + io.lengthBytes <= geometry.mappedBytes else {
-            return refuse("IO [\(io.offsetBytes), +\(io.lengthBytes)) beyond mapped size \(geometry.mappedBytes)", toNoIO: false)
+            return refuse("IO [\(io.offsetBytes), +\(io.lengthBytes)) beyond mapped size \(geometry.mappedBytes)", toNoIO: false, race: false)
         }
         if io.op == .flush {
             // Our store writes are durable on completion (O_DIRECT + FUA metadata): nothing to flush.
@@ -28,7 +33,7 @@ extension Node {
         }
         let chunk = geometry.chunk(ofByte: io.offsetBytes)
         guard geometry.chunk(ofByte: io.offsetBytes + io.lengthBytes - 1) == chunk else {
-            return refuse("IO crosses a chunk boundary", toNoIO: false)
+            return refuse("IO crosses a chunk boundary", toNoIO: false, race: false)
         }
         adoptVersion(s, io.mapVersion)
         if pool.isDirtyForSelf(chunk) {
@@ -141,13 +146,13 @@ extension Node {
                 if !isSync { storeFailed(s) }
                 respond(.failed(errno), rid: rid, pool: pool, to: peer)
             }
-        case .syncWrite(let pool, let chunk):
+        case .syncWrite(let pool, let chunk, let lock):
             guard let s = serverPoolIndex(pool) else { return }
             switch result {
-            case .ok: chunkSyncDurable(s, chunk: chunk)
+            case .ok: chunkSyncDurable(s, chunk: chunk, lock: lock)
             case .failed:
                 storeFailed(s)
-                chunkSyncFailed(s, chunk: chunk)
+                chunkSyncFailed(s, chunk: chunk, lock: lock)
             }
         }
     }
@@ -173,38 +178,41 @@ extension Node {
             serverPools[s].locks[chunk] = lock
             return
         }
-        serverPools[s].locks[chunk] = ChunkLock(waiters: [waiter], background: background)
-        startChunkSync(s, chunk: chunk)
+        let id = nextSerial()
+        serverPools[s].locks[chunk] = ChunkLock(id: id, waiters: [waiter], background: background)
+        startChunkSync(s, chunk: chunk, lock: id)
     }
 
     /// Reads the whole chunk from a peer through the sync pool (IO owner `.chunkSync`).
-    mutating func startChunkSync(_ s: Int, chunk: ChunkIndex) {
+    mutating func startChunkSync(_ s: Int, chunk: ChunkIndex, lock: UInt64) {
         let geometry = serverPools[s].geometry
         guard let syncName = serverPools[s].syncPool, let c = clientPoolIndex(syncName) else {
-            return chunkSyncFailed(s, chunk: chunk)
+            return chunkSyncFailed(s, chunk: chunk, lock: lock)
         }
-        let io = QueuedIO(owner: .chunkSync(serverPool: serverPools[s].name, chunk: chunk), op: .read,
+        let io = QueuedIO(owner: .chunkSync(serverPool: serverPools[s].name, chunk: chunk, lock: lock), op: .read,
                           offsetBytes: geometry.firstByte(of: chunk), lengthBytes: geometry.length(of: chunk), data: [])
         clientPools[c].queued.append(io)
         pumpClientPool(c)
     }
 
-    mutating func chunkSyncRead(serverPool name: String, chunk: ChunkIndex, result: BlockIOResult) {
-        guard let s = serverPoolIndex(name), serverPools[s].locks[chunk] != nil else { return }
+    mutating func chunkSyncRead(serverPool name: String, chunk: ChunkIndex, lock: UInt64, result: BlockIOResult) {
+        // A completion for an abandoned attempt (the pool was deleted or re-created) is dropped.
+        guard let s = serverPoolIndex(name), serverPools[s].locks[chunk]?.id == lock else { return }
         switch result {
         case .ok(let data):
-            guard let store = serverPools[s].store, store.open else { return chunkSyncFailed(s, chunk: chunk) }
+            guard let store = serverPools[s].store, store.open else { return chunkSyncFailed(s, chunk: chunk, lock: lock) }
             let tag = StoreTag(nextSerial())
-            storeOps[tag] = .syncWrite(pool: name, chunk: chunk)
+            storeOps[tag] = .syncWrite(pool: name, chunk: chunk, lock: lock)
             emit(.submitStore(tag, device: store.device, .write(offsetBytes: serverPools[s].geometry.firstByte(of: chunk), data: data)))
         case .failed:
             emit(.probe(.syncSourceFailedMidChunk))
-            chunkSyncFailed(s, chunk: chunk)
+            chunkSyncFailed(s, chunk: chunk, lock: lock)
         }
     }
 
     /// The synced data is durable: clear our bit, tell the peers, resume the waiters.
-    mutating func chunkSyncDurable(_ s: Int, chunk: ChunkIndex) {
+    mutating func chunkSyncDurable(_ s: Int, chunk: ChunkIndex, lock: UInt64) {
+        guard serverPools[s].locks[chunk]?.id == lock else { return }
         let me = serverPools[s].member
         if let i = serverPools[s].mapIndex(me), serverPools[s].maps[i].clear(chunk) {
             serverPools[s].mapGeneration[i] &+= 1
@@ -224,8 +232,8 @@ extension Node {
         continueBackgroundSync(s)
     }
 
-    mutating func chunkSyncFailed(_ s: Int, chunk: ChunkIndex) {
-        guard let lock = serverPools[s].locks.removeValue(forKey: chunk) else { return }
+    mutating func chunkSyncFailed(_ s: Int, chunk: ChunkIndex, lock id: UInt64) {
+        guard serverPools[s].locks[chunk]?.id == id, let lock = serverPools[s].locks.removeValue(forKey: chunk) else { return }
         if lock.background { serverPools[s].syncInFlight -= 1 }
         for w in lock.waiters where w.rid.raw != 0 {
             respond(.failed(.EIO), rid: w.rid, pool: serverPools[s].name, to: w.peer)
@@ -290,9 +298,10 @@ extension Node {
             cursor = next + 1
             if serverPools[s].locks[next] != nil { continue }  // Already being synced on demand.
             serverPools[s].syncInFlight += 1
-            serverPools[s].locks[next] = ChunkLock(waiters: [], background: true)
+            let id = nextSerial()
+            serverPools[s].locks[next] = ChunkLock(id: id, waiters: [], background: true)
             serverPools[s].syncCursor = cursor
-            startChunkSync(s, chunk: next)
+            startChunkSync(s, chunk: next, lock: id)
             if serverPools[s].syncThread != .running { return }  // The start failed and stopped us.
         }
         serverPools[s].syncCursor = cursor

@@ -65,6 +65,10 @@ extension Node {
             serverPools[s].maps[i].clearAll()
             serverPools[s].mapGeneration[i] &+= 1
         }
+        // A chunk sync still in flight (started while NORMAL) may yet write stale-or-fresh data:
+        // keep such chunks dirty for ourselves so they are synced again before any IO.
+        let own = serverPools[s].ensureMap(serverPools[s].member)
+        for c in serverPools[s].locks.keys.sorted() { serverPools[s].maps[own].set(c) }
         setMapUpdate(s, .ready)
         respond(.ok, rid: rid, pool: name, to: peer)
     }
@@ -148,6 +152,14 @@ extension Node {
     }
 
     mutating func serverMapDisable(_ s: Int, rid: RequestID, from peer: HostAddress) {
+        switch serverPools[s].state {
+        case .empty, .registered:
+            // No client session: nobody could have started a map update here.
+            reject(.mapUpdate(serverPools[s].name), state: serverPools[s].state.rawValue, input: "MAP_DISABLE", reason: "no client session")
+            return respond(.failed(.EINVAL), rid: rid, pool: serverPools[s].name, to: peer)
+        case .created, .normal, .noIO:
+            break
+        }
         setMapUpdate(s, .disabled)
         serverPoolToNoIO(s)
         respond(.ok, rid: rid, pool: serverPools[s].name, to: peer)

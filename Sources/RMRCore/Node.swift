@@ -71,7 +71,7 @@ struct BlockParent: Sendable, Hashable {
 /// What to do when a store IO completes.
 enum StoreContext: Sendable, Hashable {
     case clientIO(pool: String, peer: HostAddress, rid: RequestID, request: IORequest, isSync: Bool)
-    case syncWrite(pool: String, chunk: ChunkIndex)
+    case syncWrite(pool: String, chunk: ChunkIndex, lock: UInt64)
 }
 
 /// What to do when a persist completes.

@@ -26,7 +26,7 @@ enum IOOwner: Sendable, Hashable {
     /// A piece of a block request from the upper layer, at `offsetInRequest`.
     case block(BlockIOTag, offsetInRequest: UInt64)
     /// A server pool syncing `chunk` through this sync pool.
-    case chunkSync(serverPool: String, chunk: ChunkIndex)
+    case chunkSync(serverPool: String, chunk: ChunkIndex, lock: UInt64)
 }
 
 /// One IO in flight in a client pool (the reference's IO unit + per-leg sub-units).

@@ -1,22 +1,26 @@
 // The dirty map: one bit per chunk, sparse, value semantics. Pure: standard library only.
 //
 // Layout (two levels, copy-on-write at both):
-//   * `slots`: one entry per leaf of 2^18 chunks (256 Ki chunks, 32 KiB of bits).
-//       nil                  -> every chunk of the leaf is clean (no memory),
-//       Leaf with no words   -> every chunk of the leaf is dirty (the "full" marker),
-//       Leaf with words      -> a bitmap; 0 < count < valid bits (normalised eagerly).
-//   * `occupied`: one bit per leaf, set iff its slot is non-nil, so searches skip clean leaves
-//     64 at a time.
-//   * Inside a materialised leaf, a 512-bit summary (8 words, one cache line) has a bit per
-//     block of 8 words (512 chunks) that holds any dirty bit, so searches skip clean blocks.
-//   * Each leaf keeps its popcount; the map keeps the total, so `dirtyCount` is O(1).
+//   * A table (one object) with one entry per leaf of 2^18 chunks (256 Ki chunks = 32 KiB of
+//     bits), plus one "occupied" bit per leaf so searches skip clean leaves 64 at a time:
+//       nil                   -> every chunk of the leaf is clean (no memory),
+//       leaf marked `isFull`  -> every chunk of the leaf is dirty (no bits; `setAll` shares one),
+//       materialised leaf     -> a bitmap holding at least one dirty chunk.
+//   * A materialised leaf holds, in one object: an immutable header, a 512-bit summary
+//     (8 words, one cache line) with a bit per block of 8 words (512 chunks) that holds any
+//     dirty bit (exact: set on set, recomputed on clear), then the bit words. Searches skip
+//     clean blocks through the summary.
+//   * The map keeps the total dirty count, so `dirtyCount` is O(1). Leaves keep no count:
+//     the hot path (set/clear) then writes only the bit word, the summary word and the total.
 //
-// Copying a DirtyMap copies nothing: the first mutation after a copy copies the slot array
-// (8 bytes per leaf) and leaves are shared until one is written (then only that leaf, 32 KiB,
-// is copied). A leaf is written only when `isKnownUniquelyReferenced`, which is what makes the
-// `@unchecked Sendable` on `Leaf` sound: shared leaves are only ever read.
+// Copy-on-write: copying a DirtyMap copies nothing. The first mutation of a copy copies the
+// table (8 bytes per leaf); leaves stay shared until one is written, and then only that leaf
+// (32 KiB) is copied. A leaf is written only when both the table and the leaf are uniquely
+// referenced, which is what makes sharing leaves between maps (and threads) sound.
 //
-// Bits beyond `chunkCount` in the last leaf are always zero.
+// Invariants: bits beyond `chunkCount` in the last leaf are zero; a materialised leaf is never
+// all clean (it is dropped when its summary becomes zero); it may be all dirty (single sets do
+// not fold it into the marker), so equality and hashing compare by content.
 
 /// A run of consecutive dirty chunks.
 public struct ChunkRun: Hashable, Sendable, CustomStringConvertible {
@@ -27,44 +31,41 @@ public struct ChunkRun: Hashable, Sendable, CustomStringConvertible {
     public var description: String { count == 1 ? "\(start)" : "\(start)+\(count)" }
 }
 
+// MARK: - Leaf
+
 @usableFromInline
 struct DirtyMapLeafHeader {
-    /// Dirty chunks in this leaf.
-    @usableFromInline var count: Int
     /// Valid chunks in this leaf (2^18 except in the last leaf).
     @usableFromInline let valid: Int
     /// Words of bits (0 for the all-dirty marker).
     @usableFromInline let wordCount: Int
     @usableFromInline let isFull: Bool
-    @inlinable init(count: Int, valid: Int, wordCount: Int, isFull: Bool) {
-        self.count = count; self.valid = valid; self.wordCount = wordCount; self.isFull = isFull
+    @inlinable init(valid: Int, wordCount: Int, isFull: Bool) {
+        self.valid = valid; self.wordCount = wordCount; self.isFull = isFull
     }
 }
 
-/// One leaf of the map: a header and, tail-allocated in the same object,
-/// `DirtyMap.summaryWords` words of block summary followed by `wordCount` words of bits,
-/// padded with zero words to a whole block of 8 (so a block can always be read whole).
-/// The all-dirty marker has no words. Everything is reached through raw pointers (no dynamic
-/// exclusivity checks on the hot path; the bits sit at a fixed offset from the object).
+/// One leaf: header and, tail-allocated in the same object and aligned to 64 bytes,
+/// `DirtyMap.summaryWords` summary words followed by the bit words, padded with zero words to
+/// a whole block of 8 (so a block can always be read whole, as one cache line). Reached through raw pointers: no exclusivity checks on the hot
+/// path, and the bits sit at a fixed offset from the object.
 @usableFromInline
 final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
     @inlinable static func make(valid: Int, ones: Bool) -> DirtyMapLeaf {
         let wc = (valid + 63) >> 6
         let total = DirtyMap.allocatedWords(wc)
-        let leaf = unsafeDowncast(DirtyMapLeaf.create(minimumCapacity: total) { _ in
-            DirtyMapLeafHeader(count: ones ? valid : 0, valid: valid, wordCount: wc, isFull: false)
+        let leaf = unsafeDowncast(DirtyMapLeaf.create(minimumCapacity: total + DirtyMap.alignSlackWords) { _ in
+            DirtyMapLeafHeader(valid: valid, wordCount: wc, isFull: false)
         }, to: DirtyMapLeaf.self)
         let b = leaf.base
+        b.initialize(repeating: 0, count: total)
         if ones {
-            b.initialize(repeating: 0, count: total)
             (b + DirtyMap.summaryWords).update(repeating: ~0, count: wc)
             let tail = valid & 63
             if tail != 0 { b[DirtyMap.summaryWords + wc - 1] = (1 &<< UInt64(tail)) &- 1 }
             let blocks = (wc + 7) >> 3
             var blk = 0
             while blk < blocks { b[blk >> 6] |= 1 &<< UInt64(blk & 63); blk += 1 }
-        } else {
-            b.initialize(repeating: 0, count: total)
         }
         return leaf
     }
@@ -72,7 +73,7 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
     /// The all-dirty marker for a leaf of `valid` chunks.
     @inlinable static func makeFull(valid: Int) -> DirtyMapLeaf {
         unsafeDowncast(DirtyMapLeaf.create(minimumCapacity: 0) { _ in
-            DirtyMapLeafHeader(count: valid, valid: valid, wordCount: 0, isFull: true)
+            DirtyMapLeafHeader(valid: valid, wordCount: 0, isFull: true)
         }, to: DirtyMapLeaf.self)
     }
 
@@ -80,33 +81,57 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
     @inlinable func copy() -> DirtyMapLeaf {
         let h = hdr.pointee
         let total = DirtyMap.allocatedWords(h.wordCount)
-        let leaf = unsafeDowncast(DirtyMapLeaf.create(minimumCapacity: total) { _ in h }, to: DirtyMapLeaf.self)
+        let leaf = unsafeDowncast(DirtyMapLeaf.create(minimumCapacity: total + DirtyMap.alignSlackWords) { _ in h },
+                                  to: DirtyMapLeaf.self)
         leaf.base.initialize(from: base, count: total)
         return leaf
     }
 
     @inlinable var hdr: UnsafeMutablePointer<DirtyMapLeafHeader> { withUnsafeMutablePointerToHeader { $0 } }
-    /// Summary words, then bit words.
-    @inlinable var base: UnsafeMutablePointer<UInt64> { withUnsafeMutablePointerToElements { $0 } }
+    /// Summary words, then bit words, starting at the first 64-byte boundary of the tail
+    /// allocation (so the summary and every block of 8 words are each one cache line).
+    @inlinable var base: UnsafeMutablePointer<UInt64> {
+        let tail = UInt(bitPattern: withUnsafeMutablePointerToElements { $0 })
+        return UnsafeMutablePointer(bitPattern: (tail &+ 63) & ~63).unsafelyUnwrapped
+    }
     @inlinable var words: UnsafeMutablePointer<UInt64> { base + DirtyMap.summaryWords }
     @inlinable var summary: UnsafeMutablePointer<UInt64> { base }
-    @inlinable var count: Int {
-        get { hdr.pointee.count }
-        set { hdr.pointee.count = newValue }
-    }
     @inlinable var valid: Int { hdr.pointee.valid }
     @inlinable var wordCount: Int { hdr.pointee.wordCount }
     @inlinable var isFull: Bool { hdr.pointee.isFull }
 
+    /// Dirty chunks in this leaf (O(words) for a materialised leaf).
+    @usableFromInline var popcount: Int {
+        if isFull { return valid }
+        let w = words
+        var n = 0
+        for i in 0..<wordCount { n &+= w[i].nonzeroBitCount }
+        return n
+    }
+
+    /// No dirty chunk (never true of the marker).
+    @usableFromInline var summaryIsZero: Bool {
+        if isFull { return false }
+        let s = summary
+        return (s[0] | s[1] | s[2] | s[3]) | (s[4] | s[5] | s[6] | s[7]) == 0
+    }
+
+    /// Every valid chunk dirty.
+    @usableFromInline var isAllDirty: Bool {
+        if isFull { return true }
+        let w = words, wc = wordCount
+        for i in 0..<(wc - 1) where w[i] != ~0 { return false }
+        let tail = valid & 63
+        return w[wc - 1] == (tail == 0 ? ~0 : (1 &<< UInt64(tail)) &- 1)
+    }
+
     /// Recompute the summary bits of blocks `firstBlock...lastBlock` from the words.
     @usableFromInline func resummarise(blocks firstBlock: Int, _ lastBlock: Int) {
-        let w = words, s = summary, wc = wordCount
+        let w = words, s = summary
         var blk = firstBlock
         while blk <= lastBlock {
-            let lo = blk << 3, hi = min(lo + 8, wc)
-            var any: UInt64 = 0
-            var i = lo
-            while i < hi { any |= w[i]; i += 1 }
+            let p = w + (blk << 3) // padded: a whole block is always allocated
+            let any = (p[0] | p[1] | p[2] | p[3]) | (p[4] | p[5] | p[6] | p[7])
             let m: UInt64 = 1 &<< UInt64(blk & 63)
             if any != 0 { s[blk >> 6] |= m } else { s[blk >> 6] &= ~m }
             blk += 1
@@ -163,8 +188,8 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
         }
     }
 
-    /// Set (ones) or clear local bits [lo, hi), keeping count and summary. Materialised only.
-    /// Returns the change in dirty bits.
+    /// Set (ones) or clear local bits [lo, hi), keeping the summary exact. Materialised
+    /// leaves only. Returns the change in dirty chunks.
     @usableFromInline func apply(_ lo: Int, _ hi: Int, ones: Bool) -> Int {
         let w = words
         let firstWord = lo >> 6, lastWord = (hi - 1) >> 6
@@ -180,23 +205,99 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
             delta += new.nonzeroBitCount - old.nonzeroBitCount
             wi += 1
         }
-        count += delta
         resummarise(blocks: firstWord >> 3, lastWord >> 3)
         return delta
     }
 
-    /// Content equality of two leaves of the same position.
-    @usableFromInline func sameContent(as other: DirtyMapLeaf) -> Bool {
+    /// ORs `other`'s bits into this leaf. Returns the change in dirty chunks.
+    @usableFromInline func formUnion(_ other: DirtyMapLeaf) -> Int {
+        let a = words, b = other.words
+        var delta = 0
+        for i in 0..<wordCount {
+            let old = a[i], new = old | b[i]
+            a[i] = new
+            delta &+= new.nonzeroBitCount &- old.nonzeroBitCount
+        }
+        for i in 0..<DirtyMap.summaryWords { summary[i] |= other.summary[i] }
+        return delta
+    }
+
+    /// Same bits as `other` (both materialised).
+    @usableFromInline func sameWords(as other: DirtyMapLeaf) -> Bool {
         if self === other { return true }
-        let n = count, valid = valid
-        if n != other.count || valid != other.valid { return false }
-        if n == 0 || n == valid { return true }
-        if isFull || other.isFull { return false } // (unreachable: count says full)
         let a = words, b = other.words
         for i in 0..<wordCount where a[i] != b[i] { return false }
         return true
     }
 }
+
+// MARK: - Table
+
+@usableFromInline
+struct DirtyMapTableHeader {
+    @usableFromInline let leafCount: Int
+    /// Bit `i` set iff entry `i` is non-nil.
+    @usableFromInline let occupied: UnsafeMutablePointer<UInt64>
+    @usableFromInline let occupiedWords: Int
+}
+
+/// The leaf table: header (with the occupied bits, separately allocated) and the entries,
+/// tail-allocated.
+@usableFromInline
+final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, DirtyMapLeaf?> {
+    @usableFromInline static func make(leafCount: Int) -> DirtyMapTable {
+        let ow = (leafCount + 63) >> 6
+        let occupied = UnsafeMutablePointer<UInt64>.allocate(capacity: max(ow, 1))
+        occupied.initialize(repeating: 0, count: max(ow, 1))
+        let t = unsafeDowncast(DirtyMapTable.create(minimumCapacity: leafCount) { _ in
+            DirtyMapTableHeader(leafCount: leafCount, occupied: occupied, occupiedWords: ow)
+        }, to: DirtyMapTable.self)
+        t.entries.initialize(repeating: nil, count: leafCount)
+        return t
+    }
+
+    /// A copy sharing every leaf.
+    @usableFromInline func copy() -> DirtyMapTable {
+        let t = DirtyMapTable.make(leafCount: leafCount)
+        t.entries.update(from: entries, count: leafCount)
+        t.occupied.update(from: occupied, count: occupiedWords)
+        return t
+    }
+
+    deinit {
+        withUnsafeMutablePointers { h, e in
+            e.deinitialize(count: h.pointee.leafCount)
+            h.pointee.occupied.deallocate()
+        }
+    }
+
+    @inlinable var entries: UnsafeMutablePointer<DirtyMapLeaf?> { withUnsafeMutablePointerToElements { $0 } }
+    @inlinable var leafCount: Int { withUnsafeMutablePointerToHeader { $0.pointee.leafCount } }
+    @inlinable var occupied: UnsafeMutablePointer<UInt64> { withUnsafeMutablePointerToHeader { $0.pointee.occupied } }
+    @inlinable var occupiedWords: Int { withUnsafeMutablePointerToHeader { $0.pointee.occupiedWords } }
+
+    /// Stores `leaf` at `li`, keeping the occupied bit. The table must be uniquely referenced.
+    @inlinable func store(_ leaf: DirtyMapLeaf?, at li: Int) {
+        entries[li] = leaf
+        let m: UInt64 = 1 &<< UInt64(li & 63)
+        if leaf != nil { occupied[li >> 6] |= m } else { occupied[li >> 6] &= ~m }
+    }
+
+    /// Index of the first non-nil entry at or after `from`.
+    @usableFromInline func nextOccupied(from: Int) -> Int? {
+        var li = from
+        let n = leafCount, occ = occupied
+        while li < n {
+            let wi = li >> 6
+            let x = occ[wi] & (~0 &<< UInt64(li & 63))
+            if x != 0 { return (wi << 6) | x.trailingZeroBitCount }
+            li = (wi + 1) << 6
+        }
+        return nil
+    }
+}
+
+// MARK: - Map
 
 /// One bit per chunk, sparse. Value type (copy-on-write).
 public struct DirtyMap: Hashable, Sendable {
@@ -208,26 +309,24 @@ public struct DirtyMap: Hashable, Sendable {
     @usableFromInline static let leafWords: Int = 1 << 12
     /// Summary words per leaf: one bit per block of 8 words.
     @usableFromInline static let summaryWords: Int = 8
-    /// Words allocated for a leaf of `wordCount` bit words: summary + bits padded to a block.
+    /// Words used by a leaf of `wordCount` bit words: summary + bits padded to a block.
     @inlinable static func allocatedWords(_ wordCount: Int) -> Int { summaryWords + ((wordCount + 7) & ~7) }
+    /// Extra tail words allocated so the leaf payload can start on a 64-byte boundary.
+    @usableFromInline static let alignSlackWords = 7
 
     public let chunkCount: UInt64
     /// Dirty chunks, O(1).
     public var dirtyCount: UInt64 { _dirtyCount }
     @usableFromInline var _dirtyCount: UInt64 = 0
-    /// One entry per leaf. `nonisolated(unsafe)` because ManagedBuffer (our leaf) is declared
-    /// non-Sendable; sharing is sound because a leaf is only written while uniquely referenced
-    /// (copy-on-write), so leaves reachable from several maps are only ever read.
-    @usableFromInline nonisolated(unsafe) var slots: ContiguousArray<DirtyMapLeaf?>
-    /// Bit `i` set iff `slots[i] != nil`.
-    @usableFromInline var occupied: ContiguousArray<UInt64>
+    /// `nonisolated(unsafe)` because ManagedBuffer (table and leaves) is declared non-Sendable.
+    /// Sharing is sound: table and leaves are only written while uniquely referenced
+    /// (copy-on-write), so anything reachable from several maps is only ever read.
+    @usableFromInline nonisolated(unsafe) var table: DirtyMapTable
 
     public init(chunkCount: UInt64) {
         precondition(chunkCount <= Limits.maxChunks, "chunk count \(chunkCount) above \(Limits.maxChunks)")
         self.chunkCount = chunkCount
-        let leaves = Int((chunkCount + UInt64(DirtyMap.leafBits) - 1) >> DirtyMap.leafShift)
-        slots = ContiguousArray(repeating: nil, count: leaves)
-        occupied = ContiguousArray(repeating: 0, count: (leaves + 63) >> 6)
+        table = DirtyMapTable.make(leafCount: Int((chunkCount + UInt64(DirtyMap.leafBits) - 1) >> DirtyMap.leafShift))
     }
 
     public init(chunkCount: UInt64, allDirty: Bool) {
@@ -237,7 +336,7 @@ public struct DirtyMap: Hashable, Sendable {
 
     public var isEmpty: Bool { dirtyCount == 0 }
 
-    @inlinable var leafCount: Int { slots.count }
+    @inlinable var leafCount: Int { table.leafCount }
 
     /// Valid chunks in leaf `li`.
     @inlinable func validBits(_ li: Int) -> Int {
@@ -245,17 +344,12 @@ public struct DirtyMap: Hashable, Sendable {
         return Int(min(UInt64(DirtyMap.leafBits), chunkCount - start))
     }
 
-    @inlinable mutating func markOccupied(_ li: Int, _ on: Bool) {
-        let m: UInt64 = 1 &<< UInt64(li & 63)
-        if on { occupied[li >> 6] |= m } else { occupied[li >> 6] &= ~m }
-    }
-
     // MARK: single bits
 
     @inlinable @inline(__always)
     public func isDirty(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
-        guard let leaf = slots[Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)] else { return false }
+        guard let leaf = table.entries[Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)] else { return false }
         if leaf.isFull { return true }
         let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
         return (leaf.base[DirtyMap.summaryWords &+ wi] &>> (c & 63)) & 1 != 0
@@ -266,10 +360,11 @@ public struct DirtyMap: Hashable, Sendable {
     public mutating func set(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
-        if isKnownUniquelyReferenced(&slots[li]) {
-            let leaf = slots[li].unsafelyUnwrapped
-            let h = leaf.hdr
-            if !h.pointee.isFull {
+        if isKnownUniquelyReferenced(&table) {
+            let e = table.entries + li
+            if isKnownUniquelyReferenced(&e.pointee) {
+                let leaf = e.pointee.unsafelyUnwrapped
+                if leaf.isFull { return false }
                 let b = leaf.base
                 let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
                 let p = b + (DirtyMap.summaryWords &+ wi)
@@ -277,25 +372,18 @@ public struct DirtyMap: Hashable, Sendable {
                 let new = old | (1 &<< (c & 63))
                 p.pointee = new
                 b[wi &>> 9] |= 1 &<< UInt64((wi &>> 3) & 63)
-                let added = Int(truncatingIfNeeded: (old ^ new) &>> (c & 63))
-                h.pointee.count &+= added
-                _dirtyCount &+= UInt64(truncatingIfNeeded: added)
-                if h.pointee.count == h.pointee.valid { becameFull(li) }
+                let added = (old ^ new) &>> (c & 63)
+                _dirtyCount &+= added
                 return added != 0
             }
-            return false
         }
         return setSlow(c, li)
     }
 
     @usableFromInline mutating func setSlow(_ c: ChunkIndex, _ li: Int) -> Bool {
-        if let leaf = slots[li], leaf.isFull { return false }
+        if let leaf = table.entries[li], leaf.isFull { return false }
         _ = writableLeaf(li) // allocate, or take a private copy of a shared leaf
         return set(c)
-    }
-
-    @usableFromInline mutating func becameFull(_ li: Int) {
-        slots[li] = DirtyMapLeaf.makeFull(valid: validBits(li))
     }
 
     /// Marks `c` clean; true if it was dirty.
@@ -303,61 +391,69 @@ public struct DirtyMap: Hashable, Sendable {
     public mutating func clear(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
-        if isKnownUniquelyReferenced(&slots[li]) {
-            let leaf = slots[li].unsafelyUnwrapped
-            let h = leaf.hdr
-            if !h.pointee.isFull {
-                let b = leaf.base
-                let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
-                let w = b + DirtyMap.summaryWords
-                let old = w[wi]
-                let new = old & ~(1 &<< (c & 63))
-                w[wi] = new
-                // Keep the block's summary bit exact without a data-dependent branch: OR the
-                // block's words (same cache line as the word just written).
-                let blk = w + (wi & ~7)
-                let any = (blk[0] | blk[1] | blk[2] | blk[3]) | (blk[4] | blk[5] | blk[6] | blk[7])
-                let sbit: UInt64 = 1 &<< UInt64((wi &>> 3) & 63)
-                let sp = b + (wi &>> 9)
-                sp.pointee = (sp.pointee & ~sbit) | (any == 0 ? 0 : sbit)
-                let removed = Int(truncatingIfNeeded: (old ^ new) &>> (c & 63))
-                h.pointee.count &-= removed
-                _dirtyCount &-= UInt64(truncatingIfNeeded: removed)
-                if h.pointee.count == 0 { becameEmpty(li) }
-                return removed != 0
+        if isKnownUniquelyReferenced(&table) {
+            let e = table.entries + li
+            if isKnownUniquelyReferenced(&e.pointee) {
+                let leaf = e.pointee.unsafelyUnwrapped
+                if !leaf.isFull {
+                    let b = leaf.base
+                    let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
+                    let w = b + DirtyMap.summaryWords
+                    let old = w[wi]
+                    let new = old & ~(1 &<< (c & 63))
+                    w[wi] = new
+                    // Keep the block's summary bit exact without a data-dependent branch: OR the
+                    // block's words (the cache line of the word just written).
+                    let blk = w + (wi & ~7)
+                    let any = (blk[0] | blk[1] | blk[2] | blk[3]) | (blk[4] | blk[5] | blk[6] | blk[7])
+                    let sbit: UInt64 = 1 &<< UInt64((wi &>> 3) & 63)
+                    let sp = b + (wi &>> 9)
+                    let s = (sp.pointee & ~sbit) | (any == 0 ? 0 : sbit)
+                    sp.pointee = s
+                    let removed = (old ^ new) &>> (c & 63)
+                    _dirtyCount &-= removed
+                    if s == 0 { dropIfClean(li) }
+                    return removed != 0
+                }
             }
-            return clearSlow(c, li)
         }
-        if slots[li] == nil { return false }
         return clearSlow(c, li)
     }
 
     @usableFromInline mutating func clearSlow(_ c: ChunkIndex, _ li: Int) -> Bool {
+        if table.entries[li] == nil { return false }
         _ = writableLeaf(li) // expand the all-dirty marker, or copy a shared leaf
         return clear(c)
     }
 
-    @usableFromInline mutating func becameEmpty(_ li: Int) {
-        slots[li] = nil
-        markOccupied(li, false)
+    /// Frees leaf `li` if it holds no dirty chunk (so clean leaves cost no memory).
+    @usableFromInline mutating func dropIfClean(_ li: Int) {
+        if let leaf = table.entries[li], leaf.summaryIsZero { uniqueTable().store(nil, at: li) }
     }
 
-    /// Leaf `li` materialised and uniquely owned, ready to write (allocating a clean leaf for
-    /// an empty slot, expanding the all-dirty marker). Checks uniqueness before binding any
-    /// local reference, so an unshared leaf is never copied.
+    /// The table, copied first if shared.
+    @inlinable mutating func uniqueTable() -> DirtyMapTable {
+        if !isKnownUniquelyReferenced(&table) { table = table.copy() }
+        return table
+    }
+
+    /// Leaf `li` materialised and uniquely owned, ready to write: allocates a clean leaf for an
+    /// empty entry, expands the all-dirty marker, copies a shared leaf. Checks uniqueness
+    /// before binding any local reference, so an unshared leaf is never copied.
     @usableFromInline mutating func writableLeaf(_ li: Int) -> DirtyMapLeaf {
-        if isKnownUniquelyReferenced(&slots[li]) {
-            let leaf = slots[li].unsafelyUnwrapped
+        let t = uniqueTable()
+        let e = t.entries + li
+        if isKnownUniquelyReferenced(&e.pointee) {
+            let leaf = e.pointee.unsafelyUnwrapped
             if !leaf.isFull { return leaf }
         }
         let fresh: DirtyMapLeaf
-        if let leaf = slots[li] {
+        if let leaf = e.pointee {
             fresh = leaf.isFull ? DirtyMapLeaf.make(valid: leaf.valid, ones: true) : leaf.copy()
         } else {
             fresh = DirtyMapLeaf.make(valid: validBits(li), ones: false)
-            markOccupied(li, true)
         }
-        slots[li] = fresh
+        t.store(fresh, at: li)
         return fresh
     }
 
@@ -365,22 +461,19 @@ public struct DirtyMap: Hashable, Sendable {
 
     public mutating func setAll() {
         let n = leafCount
-        guard n > 0 else { return }
-        var newSlots = ContiguousArray<DirtyMapLeaf?>(repeating: nil, count: n)
-        let full = DirtyMapLeaf.makeFull(valid: DirtyMap.leafBits)
-        for i in 0..<(n - 1) { newSlots[i] = full }
-        let lastValid = validBits(n - 1)
-        newSlots[n - 1] = lastValid == DirtyMap.leafBits ? full : DirtyMapLeaf.makeFull(valid: lastValid)
-        slots = newSlots
-        var occ = ContiguousArray<UInt64>(repeating: ~0, count: occupied.count)
-        if n & 63 != 0 { occ[occ.count - 1] = (1 &<< UInt64(n & 63)) &- 1 }
-        occupied = occ
+        let t = DirtyMapTable.make(leafCount: n)
+        if n > 0 {
+            let full = DirtyMapLeaf.makeFull(valid: DirtyMap.leafBits)
+            for i in 0..<(n - 1) { t.store(full, at: i) }
+            let lastValid = validBits(n - 1)
+            t.store(lastValid == DirtyMap.leafBits ? full : DirtyMapLeaf.makeFull(valid: lastValid), at: n - 1)
+        }
+        table = t
         _dirtyCount = chunkCount
     }
 
     public mutating func clearAll() {
-        slots = ContiguousArray(repeating: nil, count: leafCount)
-        occupied = ContiguousArray(repeating: 0, count: occupied.count)
+        table = DirtyMapTable.make(leafCount: leafCount)
         _dirtyCount = 0
     }
 
@@ -395,17 +488,15 @@ public struct DirtyMap: Hashable, Sendable {
             let lo = Int(c - leafStart)
             let hi = Int(min(range.upperBound - leafStart, UInt64(valid)))
             c = leafStart + UInt64(hi)
-            let oldCount = slots[li]?.count ?? 0
-            if oldCount == valid { continue }
+            let current = table.entries[li]
+            if let current, current.isFull { continue }
             if lo == 0 && hi == valid {
-                _dirtyCount += UInt64(valid - oldCount)
-                slots[li] = DirtyMapLeaf.makeFull(valid: valid)
-                markOccupied(li, true)
+                _dirtyCount += UInt64(valid - (current?.popcount ?? 0))
+                uniqueTable().store(DirtyMapLeaf.makeFull(valid: valid), at: li)
                 continue
             }
             let leaf = writableLeaf(li)
             _dirtyCount += UInt64(leaf.apply(lo, hi, ones: true))
-            if leaf.count == leaf.valid { becameFull(li) }
         }
     }
 
@@ -420,16 +511,15 @@ public struct DirtyMap: Hashable, Sendable {
             let lo = Int(c - leafStart)
             let hi = Int(min(range.upperBound - leafStart, UInt64(valid)))
             c = leafStart + UInt64(hi)
-            let oldCount = slots[li]?.count ?? 0
-            if oldCount == 0 { continue }
+            guard let current = table.entries[li] else { continue }
             if lo == 0 && hi == valid {
-                _dirtyCount -= UInt64(oldCount)
-                becameEmpty(li)
+                _dirtyCount -= UInt64(current.popcount)
+                uniqueTable().store(nil, at: li)
                 continue
             }
             let leaf = writableLeaf(li)
             _dirtyCount -= UInt64(-leaf.apply(lo, hi, ones: false))
-            if leaf.count == 0 { becameEmpty(li) }
+            if leaf.summaryIsZero { uniqueTable().store(nil, at: li) }
         }
     }
 
@@ -441,61 +531,42 @@ public struct DirtyMap: Hashable, Sendable {
         }
     }
 
-    /// Adds every dirty chunk of `other` (same chunk count).
+    /// Adds every dirty chunk of `other` (same chunk count). Leaves this map lacks are shared
+    /// with `other` (copied only if written later).
     public mutating func formUnion(_ other: DirtyMap) {
         precondition(other.chunkCount == chunkCount,
                      "union of maps of \(other.chunkCount) and \(chunkCount) chunks")
-        var oi = 0
-        while let li = other.nextOccupiedLeaf(from: oi) {
-            oi = li + 1
-            let theirs = other.slots[li].unsafelyUnwrapped
-            let mineCount = slots[li]?.count ?? 0
-            if mineCount == 0 {
-                slots[li] = theirs // shared until written
-                markOccupied(li, true)
-                _dirtyCount += UInt64(theirs.count)
+        if other.table === table { return }
+        var li = 0
+        while let found = other.table.nextOccupied(from: li) {
+            li = found + 1
+            let theirs = other.table.entries[found].unsafelyUnwrapped
+            guard let mine = table.entries[found] else {
+                _dirtyCount += UInt64(theirs.popcount)
+                uniqueTable().store(theirs, at: found)
                 continue
             }
-            if mineCount == theirs.valid || slots[li] === theirs { continue }
+            if mine === theirs || mine.isFull { continue }
             if theirs.isFull {
-                _dirtyCount += UInt64(theirs.count - mineCount)
-                slots[li] = theirs
+                _dirtyCount += UInt64(theirs.valid - mine.popcount)
+                uniqueTable().store(theirs, at: found)
                 continue
             }
-            let leaf = writableLeaf(li)
-            let a = leaf.words, b = theirs.words
-            var n = 0
-            for i in 0..<leaf.wordCount { a[i] |= b[i]; n += a[i].nonzeroBitCount }
-            for i in 0..<DirtyMap.summaryWords { leaf.summary[i] |= theirs.summary[i] }
-            _dirtyCount += UInt64(n - leaf.count)
-            leaf.count = n
-            if n == leaf.valid { becameFull(li) }
+            _dirtyCount += UInt64(writableLeaf(found).formUnion(theirs))
         }
     }
 
     // MARK: searching
 
-    /// Index of the first non-nil slot at or after `from`.
-    @usableFromInline func nextOccupiedLeaf(from: Int) -> Int? {
-        var li = from
-        let n = leafCount
-        while li < n {
-            let wi = li >> 6
-            let x = occupied[wi] & (~0 &<< UInt64(li & 63))
-            if x != 0 { return (wi << 6) | x.trailingZeroBitCount }
-            li = (wi + 1) << 6
-        }
-        return nil
-    }
-
     /// The first dirty chunk at or after `c`, or nil (also nil when `c >= chunkCount`).
     public func nextDirty(from c: ChunkIndex) -> ChunkIndex? {
         if c >= chunkCount { return nil }
+        let t = table
         var li = Int(c >> DirtyMap.leafShift)
         var local = Int(c & UInt64(DirtyMap.leafBits - 1))
-        while let found = nextOccupiedLeaf(from: li) {
+        while let found = t.nextOccupied(from: li) {
             if found != li { li = found; local = 0 }
-            let leaf = slots[li].unsafelyUnwrapped
+            let leaf = t.entries[li].unsafelyUnwrapped
             let base = UInt64(li) << DirtyMap.leafShift
             if leaf.isFull { return base + UInt64(local) }
             if let bit = leaf.nextSet(from: local) { return base + UInt64(bit) }
@@ -507,11 +578,12 @@ public struct DirtyMap: Hashable, Sendable {
     /// The first clean chunk at or after `c`, or `chunkCount` if none.
     @usableFromInline func nextClean(from c: ChunkIndex) -> ChunkIndex {
         if c >= chunkCount { return chunkCount }
+        let t = table
         var li = Int(c >> DirtyMap.leafShift)
         var local = Int(c & UInt64(DirtyMap.leafBits - 1))
-        while li < leafCount {
+        while li < t.leafCount {
             let base = UInt64(li) << DirtyMap.leafShift
-            guard let leaf = slots[li] else { return base + UInt64(local) }
+            guard let leaf = t.entries[li] else { return base + UInt64(local) }
             if !leaf.isFull {
                 let bit = leaf.nextClear(from: local)
                 if bit < leaf.valid { return base + UInt64(bit) }
@@ -525,7 +597,7 @@ public struct DirtyMap: Hashable, Sendable {
     public func firstDirty(limit: Int) -> [ChunkIndex] {
         var out: [ChunkIndex] = []
         guard limit > 0 else { return out }
-        out.reserveCapacity(min(limit, Int(min(dirtyCount, UInt64(Int.max)))))
+        out.reserveCapacity(Int(min(UInt64(limit), dirtyCount)))
         var c: ChunkIndex = 0
         while out.count < limit, let n = nextDirty(from: c) {
             out.append(n)
@@ -534,12 +606,12 @@ public struct DirtyMap: Hashable, Sendable {
         return out
     }
 
-    /// Calls `body` with each maximal run of dirty chunks, ascending; stops when it returns false.
-    @inlinable func forEachRun(_ body: (ChunkIndex, ChunkIndex) -> Bool) {
+    /// Calls `body` with each maximal run of dirty chunks [start, end), ascending.
+    @inlinable func forEachRun(_ body: (ChunkIndex, ChunkIndex) -> Void) {
         var c: ChunkIndex = 0
         while let s = nextDirty(from: c) {
             let e = nextClean(from: s)
-            if !body(s, e) { return }
+            body(s, e)
             c = e
         }
     }
@@ -547,66 +619,70 @@ public struct DirtyMap: Hashable, Sendable {
     /// The maximal runs of dirty chunks, ascending.
     public func runs() -> [ChunkRun] {
         var out: [ChunkRun] = []
-        forEachRun { s, e in out.append(ChunkRun(start: s, count: e - s)); return true }
+        forEachRun { s, e in out.append(ChunkRun(start: s, count: e - s)) }
         return out
     }
 
-    /// Number of maximal dirty runs. Cost: proportional to the dirty blocks (512 chunks each)
-    /// of partial leaves plus the leaf count; full and clean leaves cost one step.
+    /// Number of maximal dirty runs. Cost: the dirty blocks (512 chunks each) of materialised
+    /// leaves plus one step per leaf; it does not allocate.
     public var runCount: Int {
+        let t = table
         var runs = 0
         var prevDirty = false // is the chunk just before the current leaf dirty?
-        for li in 0..<leafCount {
-            guard let leaf = slots[li] else { prevDirty = false; continue }
+        for li in 0..<t.leafCount {
+            guard let leaf = t.entries[li] else { prevDirty = false; continue }
             if leaf.isFull {
                 if !prevDirty { runs += 1 }
                 prevDirty = true
                 continue
             }
             // Count 0->1 transitions over the non-zero blocks only.
-            let w = leaf.words, s = leaf.summary
-            let blocks = (leaf.wordCount + 7) >> 3
-            var prevWordTop: UInt64 = prevDirty ? 1 : 0 // bit 63 of the word before, as 0/1
-            var expectWord = 0 // index of the word whose predecessor is in prevWordTop
+            let w = leaf.words, s = leaf.summary, wc = leaf.wordCount
+            let blocks = (wc + 7) >> 3
+            var carry: UInt64 = prevDirty ? 1 : 0 // top bit of the word before, as 0/1
+            var expectWord = 0                    // the word whose predecessor `carry` describes
             for sw in 0..<((blocks + 63) >> 6) {
                 var sx = s[sw]
                 while sx != 0 {
                     let blk = (sw << 6) | sx.trailingZeroBitCount
                     sx &= sx &- 1
-                    let lo = blk << 3, hi = min(lo + 8, leaf.wordCount)
-                    if lo != expectWord { prevWordTop = 0 } // skipped clean words in between
+                    let lo = blk << 3, hi = min(lo + 8, wc)
+                    if lo != expectWord { carry = 0 } // clean words in between
                     for i in lo..<hi {
                         let x = w[i]
-                        runs += (x & ~((x &<< 1) | prevWordTop)).nonzeroBitCount
-                        prevWordTop = x &>> 63
+                        runs += (x & ~((x &<< 1) | carry)).nonzeroBitCount
+                        carry = x &>> 63
                     }
                     expectWord = hi
                 }
             }
-            let lastWord = leaf.wordCount - 1
-            let lastBitDirty = (w[lastWord] &>> UInt64((leaf.valid - 1) & 63)) & 1 != 0
-            prevDirty = lastBitDirty
+            prevDirty = (w[wc - 1] &>> UInt64((leaf.valid - 1) & 63)) & 1 != 0
         }
         return runs
     }
 
     // MARK: memory
 
-    /// Heap bytes held by this map (slot array, occupancy bits, leaves), counting 16 bytes
-    /// of allocator overhead per allocation. Leaves shared with copies are counted in full;
-    /// one leaf instance shared by neighbouring slots (the all-dirty marker of `setAll`) once.
+    /// Heap bytes held by this map (table, occupied bits, leaves), counting 16 bytes of
+    /// allocator overhead per allocation. Leaves shared with copies are counted in full; one
+    /// leaf instance shared by neighbouring entries (the all-dirty marker of `setAll`) once.
     public var approximateMemoryBytes: Int {
         let mallocOverhead = 16
-        let arrayHeader = 32
-        let leafObject = 16 + MemoryLayout<DirtyMapLeafHeader>.stride // object header + leaf header
-        var bytes = arrayHeader + mallocOverhead + slots.count * MemoryLayout<DirtyMapLeaf?>.stride
-        bytes += arrayHeader + mallocOverhead + occupied.count * 8
+        let objectHeader = 16
+        let t = table
+        var bytes = objectHeader + MemoryLayout<DirtyMapTableHeader>.stride
+            + t.leafCount * MemoryLayout<DirtyMapLeaf?>.stride + mallocOverhead
+        bytes += max(t.occupiedWords, 1) * 8 + mallocOverhead
+        let leafObject = objectHeader + MemoryLayout<DirtyMapLeafHeader>.stride + mallocOverhead
         var previous: DirtyMapLeaf? = nil
-        for case let leaf? in slots {
+        var li = 0
+        while let found = t.nextOccupied(from: li) {
+            li = found + 1
+            let leaf = t.entries[found].unsafelyUnwrapped
             if leaf === previous { continue }
             previous = leaf
-            bytes += leafObject + mallocOverhead
-            if !leaf.isFull { bytes += DirtyMap.allocatedWords(leaf.wordCount) * 8 }
+            bytes += leafObject
+            if !leaf.isFull { bytes += (DirtyMap.allocatedWords(leaf.wordCount) + DirtyMap.alignSlackWords) * 8 }
         }
         return bytes
     }
@@ -615,12 +691,18 @@ public struct DirtyMap: Hashable, Sendable {
 
     public static func == (lhs: DirtyMap, rhs: DirtyMap) -> Bool {
         if lhs.chunkCount != rhs.chunkCount || lhs.dirtyCount != rhs.dirtyCount { return false }
-        for li in 0..<lhs.leafCount {
-            switch (lhs.slots[li], rhs.slots[li]) {
+        let a = lhs.table, b = rhs.table
+        if a === b { return true }
+        for li in 0..<a.leafCount {
+            let x = a.entries[li], y = b.entries[li]
+            if x === y { continue }
+            switch (x, y) {
             case (nil, nil): continue
-            case (nil, let b?): if b.count != 0 { return false }
-            case (let a?, nil): if a.count != 0 { return false }
-            case (let a?, let b?): if !a.sameContent(as: b) { return false }
+            case (nil, let l?), (let l?, nil): if !l.summaryIsZero { return false }
+            case (let l?, let m?):
+                if l.isFull || m.isFull {
+                    if !(l.isAllDirty && m.isAllDirty) { return false }
+                } else if !l.sameWords(as: m) { return false }
             }
         }
         return true
@@ -629,12 +711,13 @@ public struct DirtyMap: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) {
         hasher.combine(chunkCount)
         hasher.combine(dirtyCount)
-        for li in 0..<leafCount {
-            guard let leaf = slots[li], leaf.count != 0 else { hasher.combine(0 as Int); continue }
-            hasher.combine(leaf.count)
-            if leaf.count != leaf.valid, !leaf.isFull {
-                hasher.combine(bytes: UnsafeRawBufferPointer(start: leaf.words, count: leaf.wordCount * 8))
-            }
+        let t = table
+        for li in 0..<t.leafCount {
+            // Canonical form per leaf: 0 clean, 1 all dirty, 2 + bits otherwise.
+            guard let leaf = t.entries[li], !leaf.summaryIsZero else { hasher.combine(0 as UInt8); continue }
+            if leaf.isAllDirty { hasher.combine(1 as UInt8); continue }
+            hasher.combine(2 as UInt8)
+            hasher.combine(bytes: UnsafeRawBufferPointer(start: leaf.words, count: leaf.wordCount * 8))
         }
     }
 
@@ -644,19 +727,18 @@ public struct DirtyMap: Hashable, Sendable {
     /// varint(gap from the previous run's end, or from 0) and varint(count - 1).
     /// Size is proportional to the number of runs, not to the volume.
     public func encodedRuns() -> [UInt8] {
-        var out: [UInt8] = []
         var body: [UInt8] = []
-        var n = 0
+        var n: UInt64 = 0
         var prevEnd: UInt64 = 0
         forEachRun { s, e in
             DirtyMap.appendVarint(s - prevEnd, to: &body)
             DirtyMap.appendVarint(e - s - 1, to: &body)
             prevEnd = e
             n += 1
-            return true
         }
+        var out: [UInt8] = []
         out.reserveCapacity(body.count + 10)
-        DirtyMap.appendVarint(UInt64(n), to: &out)
+        DirtyMap.appendVarint(n, to: &out)
         out.append(contentsOf: body)
         return out
     }
@@ -679,10 +761,10 @@ public struct DirtyMap: Hashable, Sendable {
         return out
     }
 
-    /// Decodes `encodedRuns()` output, validating it against `chunkCount`. Throws
-    /// `RMRError(.EINVAL, ...)` naming the problem for truncated or overlong varints, run
-    /// counts that do not match the bytes, runs past `chunkCount`, touching/overlapping runs
-    /// (non-maximal) and trailing bytes.
+    /// Decodes `encodedRuns()` / `encode(runs:)` output, validating it against `chunkCount`.
+    /// Throws `RMRError(.EINVAL, ...)` naming the problem: truncated, overlong or non-minimal
+    /// varints, a run count the bytes cannot hold, runs past `chunkCount`, runs touching or
+    /// overlapping the previous one (not maximal), trailing bytes. Never traps.
     public static func decodeRuns(_ bytes: [UInt8], chunkCount: UInt64) throws -> [ChunkRun] {
         var pos = 0
         func varint(_ what: String) throws -> UInt64 {
@@ -696,7 +778,7 @@ public struct DirtyMap: Hashable, Sendable {
                 let b = bytes[pos]
                 pos += 1
                 let payload = UInt64(b & 0x7f)
-                if shift == 63 && payload > 1 || shift > 63 {
+                if shift > 63 || (shift == 63 && payload > 1) {
                     throw RMRError(.EINVAL, "dirty map runs: varint (\(what)) at byte \(start) overflows 64 bits")
                 }
                 value |= payload << shift
@@ -710,7 +792,7 @@ public struct DirtyMap: Hashable, Sendable {
             }
         }
         let n = try varint("run count")
-        // Every run takes at least 2 bytes: reject absurd counts before allocating.
+        // Every run takes at least 2 bytes: reject impossible counts before allocating.
         guard n <= UInt64(bytes.count - pos) / 2 else {
             throw RMRError(.EINVAL, "dirty map runs: run count \(n) does not fit in \(bytes.count) bytes (truncated)")
         }

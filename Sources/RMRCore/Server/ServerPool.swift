@@ -29,6 +29,8 @@ struct ChunkWaiter: Sendable, Hashable {
 }
 
 struct ChunkLock: Sendable, Hashable {
+    /// Names this sync attempt: completions of an older attempt on the same chunk are ignored.
+    var id: UInt64
     var waiters: [ChunkWaiter] = []
     /// Started by the background sync thread (counts against the sync queue depth).
     var background: Bool
