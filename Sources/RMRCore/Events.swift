@@ -105,6 +105,8 @@ public enum Machine: Sendable, Hashable, CustomStringConvertible {
     case mapUpdate(String)
     case store(String)
     case device(String)
+    /// A control-tree command refused by the state it met (the admin answer carries the errno).
+    case admin(String)
     public var description: String {
         switch self {
         case .serverPool(let p): return "server pool \(p)"
@@ -113,6 +115,7 @@ public enum Machine: Sendable, Hashable, CustomStringConvertible {
         case .mapUpdate(let p): return "map update \(p)"
         case .store(let p): return "store \(p)"
         case .device(let d): return "device \(d)"
+        case .admin(let a): return "admin \(a)"
         }
     }
 }
@@ -159,6 +162,8 @@ public enum IgnoreReason: Sendable, Hashable {
     case ioRefusedNotServing(pool: String)
     /// A rejoin reached a pool that has no store yet (the operator has not re-added it).
     case joinRefusedNoStore(pool: String)
+    /// A request from a peer that holds no session (its session died with a link or a restart).
+    case noSession(pool: String, peer: HostAddress)
 }
 
 /// Rare events the fuzzer counts (issue 4, coverage probes).

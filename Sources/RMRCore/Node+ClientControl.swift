@@ -131,7 +131,10 @@ extension Node {
         }
         if rejoin {
             // The node stays NO_IO until it gets a map update (notes §6.3).
-            if clientPools[p].legs[l].state == .failed { moveLeg(pool: p, leg: l, to: .reconnecting) }
+            switch clientPools[p].legs[l].state {
+            case .failed, .created: moveLeg(pool: p, leg: l, to: .reconnecting)
+            case .normal, .reconnecting, .removing: break  // A duplicate or late answer.
+            }
             sendPoolInfo(p, member: reply.member, op: .add, mode: .assemble, dirty: false)
             tryEnable(p)
             return
@@ -392,8 +395,9 @@ extension Node {
     mutating func reconnectSession(_ name: String, session: String, address: HostAddress, token: AdminToken) {
         guard let p = clientPoolIndex(name) else { return fail(token, .ENOENT, "no client pool \(name)") }
         guard let l = clientPools[p].legIndex(session: session) else { return fail(token, .ENOENT, "no session \(session) in pool \(name)") }
-        guard clientPools[p].legs[l].state == .failed else {
-            return fail(token, .EALREADY, "\(session) is \(clientPools[p].legs[l].state); reconnect is for a failed session")
+        let state = clientPools[p].legs[l].state
+        guard state == .failed || (state == .created && !clientPools[p].legs[l].joinInFlight && clientPools[p].legs[l].member != 0) else {
+            return fail(token, .EALREADY, "\(session) is \(state); reconnect is for a failed session")
         }
         if clientPools[p].legs[l].address != address {
             clientPools[p].legs[l].address = address

@@ -8,7 +8,21 @@ extension Node {
             emit(.ignored(.unknownPool(name)))
             return respond(.failed(.ENOENT), rid: rid, pool: name, to: peer)
         }
-        let isSyncSession = serverPools[s].sessions.first { $0.peer == peer }?.isSync ?? false
+        let session = serverPools[s].sessions.first { $0.peer == peer }
+        if session == nil {
+            switch request {
+            case .join:
+                break  // Joins create sessions.
+            case .leave, .enablePool, .poolInfo, .io, .mapAdd, .mapClear, .mapReady, .mapSend, .mapBuffer, .mapBufDone,
+                 .mapDone, .mapDisable, .readMaps, .mapCheck, .lastIOToMap, .markDirty, .storeCheck, .sendMetadata,
+                 .metadataRequest, .mapGetVersion, .mapSetVersion, .discard, .user:
+                // The pool is looked up on the sender's session (notes §4.3): a peer whose
+                // session died with a link or a restart must rejoin first. Nothing changes.
+                emit(.ignored(.noSession(pool: name, peer: peer)))
+                return respond(.failed(.ENOTCONN), rid: rid, pool: name, to: peer)
+            }
+        }
+        let isSyncSession = session?.isSync ?? false
         switch request {
         case .join(let j): serverJoin(s, j, rid: rid, from: peer)
         case .leave(let member, let delete, let fromSync): serverLeave(s, member: member, delete: delete, fromSync: fromSync, rid: rid, from: peer)
@@ -141,9 +155,12 @@ extension Node {
             respond(.failed(code), rid: rid, pool: name, to: peer)
         }
         guard state != .empty, let store = serverPools[s].store else {
-            // A retained session rejoining before the operator re-added the store: retried later.
-            emit(.ignored(.joinRefusedNoStore(pool: name)))
-            return respond(.failed(.ENODEV), rid: rid, pool: name, to: peer)
+            if j.rejoin {
+                // A retained session rejoining before the operator re-added the store: retried later.
+                emit(.ignored(.joinRefusedNoStore(pool: name)))
+                return respond(.failed(.ENODEV), rid: rid, pool: name, to: peer)
+            }
+            return refuse(.ENODEV, "no store registered")  // add_sess before create/add_store.
         }
         if j.fromSyncPool {
             addSession(s, peer: peer, isSync: true)

@@ -18,10 +18,10 @@ extension Node {
             if toNoIO { serverPoolToNoIO(s) }
             respond(.failed(.EIO), rid: rid, pool: name, to: peer)
         }
+        if isSync && io.op != .read { return refuse("a sync session may only read", toNoIO: false, race: false) }
         guard pool.state == .normal, let store = pool.store else {
             return refuse("pool is \(pool.state)\(pool.store == nil ? " without a store" : "")", toNoIO: !isSync)
         }
-        if isSync && io.op != .read { return refuse("a sync session may only read", toNoIO: false, race: false) }
         if !isSync && !store.ioAllowed { return refuse("store is \(store.open ? "open" : "closed") and \(store.mapped ? "mapped" : "unmapped")", toNoIO: true) }
         let geometry = pool.geometry
         guard io.lengthBytes > 0 || io.op == .flush, io.offsetBytes + io.lengthBytes <= geometry.mappedBytes else {

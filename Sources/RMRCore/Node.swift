@@ -125,6 +125,8 @@ public struct Node: Sendable {
     var effects: [Effect] = []
     /// The input being handled, named in transition records.
     var cause: String = ""
+    /// The admin command being handled, named in rejections of refused commands.
+    var adminCommand: String?
 
     var clientPools: [ClientPool] = []
     var serverPools: [ServerPool] = []
@@ -153,7 +155,9 @@ public struct Node: Sendable {
         switch input {
         case .admin(let command, let token, let probe):
             cause = "admin \(command.name)"
+            adminCommand = command.name
             handleAdmin(command, token: token, probe: probe)
+            adminCommand = nil
         case .received(let message, let peer):
             switch message {
             case .request(let rid, let pool, let request):
@@ -208,6 +212,12 @@ public struct Node: Sendable {
     }
 
     mutating func fail(_ token: AdminToken, _ code: Errno, _ message: String) {
+        // An operator command the current state forbids is an illegal input (style rule 9b):
+        // answered with the errno, and recorded as a rejection. Failures that arrive later
+        // (a peer's refusal, a timeout) are answers, not rejections of the command itself.
+        if let name = adminCommand {
+            reject(.admin(name), state: "-", input: name, reason: "\(code): \(message)")
+        }
         completeAdmin(token, .failed(RMRError(code, message)))
     }
 

@@ -6,10 +6,10 @@
 //       nil                   -> every chunk of the leaf is clean (no memory),
 //       leaf marked `isFull`  -> every chunk of the leaf is dirty (no bits; `setAll` shares one),
 //       materialised leaf     -> a bitmap holding at least one dirty chunk.
-//   * A materialised leaf holds, in one object: an immutable header, a 512-bit summary
-//     (8 words, one cache line) with a bit per block of 8 words (512 chunks) that holds any
-//     dirty bit (exact: set on set, recomputed on clear), then the bit words. Searches skip
-//     clean blocks through the summary.
+//   * A materialised leaf holds, in one object: an immutable header, a summary with one bit
+//     per bit word (4096 bits = 64 words = 512 bytes) telling whether that word holds a dirty
+//     chunk, then the 4096 bit words. The summary is exact and kept by the same branch-free
+//     single-word update on set and clear; searches skip 4096 clean chunks per summary word.
 //   * The map keeps the total dirty count, so `dirtyCount` is O(1). Leaves keep no count:
 //     the hot path (set/clear) then writes only the bit word, the summary word and the total.
 //
@@ -46,8 +46,7 @@ struct DirtyMapLeafHeader {
 }
 
 /// One leaf: header and, tail-allocated in the same object and aligned to 64 bytes,
-/// `DirtyMap.summaryWords` summary words followed by the bit words, padded with zero words to
-/// a whole block of 8 (so a block can always be read whole, as one cache line). Reached through raw pointers: no exclusivity checks on the hot
+/// `DirtyMap.summaryWords` summary words (bit i: word i is non-zero) followed by the bit words. Reached through raw pointers: no exclusivity checks on the hot
 /// path, and the bits sit at a fixed offset from the object.
 @usableFromInline
 final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
@@ -63,9 +62,8 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
             (b + DirtyMap.summaryWords).update(repeating: ~0, count: wc)
             let tail = valid & 63
             if tail != 0 { b[DirtyMap.summaryWords + wc - 1] = (1 &<< UInt64(tail)) &- 1 }
-            let blocks = (wc + 7) >> 3
-            var blk = 0
-            while blk < blocks { b[blk >> 6] |= 1 &<< UInt64(blk & 63); blk += 1 }
+            var i = 0
+            while i < wc { b[i >> 6] |= 1 &<< UInt64(i & 63); i += 1 }
         }
         return leaf
     }
@@ -113,7 +111,9 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
     @usableFromInline var summaryIsZero: Bool {
         if isFull { return false }
         let s = summary
-        return (s[0] | s[1] | s[2] | s[3]) | (s[4] | s[5] | s[6] | s[7]) == 0
+        var any: UInt64 = 0
+        for i in 0..<((wordCount + 63) >> 6) { any |= s[i] }
+        return any == 0
     }
 
     /// Every valid chunk dirty.
@@ -125,16 +125,12 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
         return w[wc - 1] == (tail == 0 ? ~0 : (1 &<< UInt64(tail)) &- 1)
     }
 
-    /// Recompute the summary bits of blocks `firstBlock...lastBlock` from the words.
-    @usableFromInline func resummarise(blocks firstBlock: Int, _ lastBlock: Int) {
+    /// Recompute the summary bits of words `first...last` from the words.
+    @usableFromInline func resummarise(words first: Int, _ last: Int) {
         let w = words, s = summary
-        var blk = firstBlock
-        while blk <= lastBlock {
-            let p = w + (blk << 3) // padded: a whole block is always allocated
-            let any = (p[0] | p[1] | p[2] | p[3]) | (p[4] | p[5] | p[6] | p[7])
-            let m: UInt64 = 1 &<< UInt64(blk & 63)
-            if any != 0 { s[blk >> 6] |= m } else { s[blk >> 6] &= ~m }
-            blk += 1
+        for wi in first...last {
+            let m: UInt64 = 1 &<< UInt64(wi & 63)
+            if w[wi] != 0 { s[wi >> 6] |= m } else { s[wi >> 6] &= ~m }
         }
     }
 
@@ -143,33 +139,19 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
         let w = words, s = summary, wordCount = wordCount
         var wi = from >> 6
         if wi >= wordCount { return nil }
-        var x = w[wi] & (~0 &<< UInt64(from & 63))
+        let x = w[wi] & (~0 &<< UInt64(from & 63))
         if x != 0 { return (wi << 6) | x.trailingZeroBitCount }
-        // The rest of this block.
-        let blockEnd = min((wi | 7) + 1, wordCount)
+        // Later non-zero words through the summary.
         wi += 1
-        while wi < blockEnd {
-            x = w[wi]
-            if x != 0 { return (wi << 6) | x.trailingZeroBitCount }
-            wi += 1
-        }
-        // Later blocks through the summary.
-        let blocks = (wordCount + 7) >> 3
-        var blk = (from >> 9) + 1
-        while blk < blocks {
-            let sw = blk >> 6
-            let sx = s[sw] & (~0 &<< UInt64(blk & 63))
-            if sx == 0 { blk = (sw + 1) << 6; continue }
-            blk = (sw << 6) | sx.trailingZeroBitCount
-            if blk >= blocks { return nil }
-            let lo = blk << 3, hi = min(lo + 8, wordCount)
-            var i = lo
-            while i < hi {
-                x = w[i]
-                if x != 0 { return (i << 6) | x.trailingZeroBitCount }
-                i += 1
-            }
-            blk += 1 // (unreachable when the summary is exact)
+        while wi < wordCount {
+            let sw = wi >> 6
+            let sx = s[sw] & (~0 &<< UInt64(wi & 63))
+            if sx == 0 { wi = (sw + 1) << 6; continue }
+            wi = (sw << 6) | sx.trailingZeroBitCount
+            if wi >= wordCount { return nil }
+            let y = w[wi]
+            if y != 0 { return (wi << 6) | y.trailingZeroBitCount }
+            wi += 1 // (unreachable: the summary is exact)
         }
         return nil
     }
@@ -205,7 +187,7 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
             delta += new.nonzeroBitCount - old.nonzeroBitCount
             wi += 1
         }
-        resummarise(blocks: firstWord >> 3, lastWord >> 3)
+        resummarise(words: firstWord, lastWord)
         return delta
     }
 
@@ -307,10 +289,10 @@ public struct DirtyMap: Hashable, Sendable {
     @usableFromInline static let leafBits: Int = 1 << 18
     /// Words of bits per leaf.
     @usableFromInline static let leafWords: Int = 1 << 12
-    /// Summary words per leaf: one bit per block of 8 words.
-    @usableFromInline static let summaryWords: Int = 8
-    /// Words used by a leaf of `wordCount` bit words: summary + bits padded to a block.
-    @inlinable static func allocatedWords(_ wordCount: Int) -> Int { summaryWords + ((wordCount + 7) & ~7) }
+    /// Summary words per leaf: one bit per bit word.
+    @usableFromInline static let summaryWords: Int = 64
+    /// Words used by a leaf of `wordCount` bit words: summary + bits.
+    @inlinable static func allocatedWords(_ wordCount: Int) -> Int { summaryWords + wordCount }
     /// Extra tail words allocated so the leaf payload can start on a 64-byte boundary.
     @usableFromInline static let alignSlackWords = 7
 
@@ -371,7 +353,7 @@ public struct DirtyMap: Hashable, Sendable {
                 let old = p.pointee
                 let new = old | (1 &<< (c & 63))
                 p.pointee = new
-                b[wi &>> 9] |= 1 &<< UInt64((wi &>> 3) & 63)
+                b[wi &>> 6] |= 1 &<< UInt64(wi & 63)
                 let added = (old ^ new) &>> (c & 63)
                 _dirtyCount &+= added
                 return added != 0
@@ -398,17 +380,13 @@ public struct DirtyMap: Hashable, Sendable {
                 if !leaf.isFull {
                     let b = leaf.base
                     let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
-                    let w = b + DirtyMap.summaryWords
-                    let old = w[wi]
+                    let p = b + (DirtyMap.summaryWords &+ wi)
+                    let old = p.pointee
                     let new = old & ~(1 &<< (c & 63))
-                    w[wi] = new
-                    // Keep the block's summary bit exact without a data-dependent branch: OR the
-                    // block's words (the cache line of the word just written).
-                    let blk = w + (wi & ~7)
-                    let any = (blk[0] | blk[1] | blk[2] | blk[3]) | (blk[4] | blk[5] | blk[6] | blk[7])
-                    let sbit: UInt64 = 1 &<< UInt64((wi &>> 3) & 63)
-                    let sp = b + (wi &>> 9)
-                    let s = (sp.pointee & ~sbit) | (any == 0 ? 0 : sbit)
+                    p.pointee = new
+                    // Summary bit of this word off iff the word became zero (branch-free).
+                    let sp = b + (wi &>> 6)
+                    let s = sp.pointee & ~(new == 0 ? 1 &<< UInt64(wi & 63) : 0)
                     sp.pointee = s
                     let removed = (old ^ new) &>> (c & 63)
                     _dirtyCount &-= removed
@@ -623,8 +601,8 @@ public struct DirtyMap: Hashable, Sendable {
         return out
     }
 
-    /// Number of maximal dirty runs. Cost: the dirty blocks (512 chunks each) of materialised
-    /// leaves plus one step per leaf; it does not allocate.
+    /// Number of maximal dirty runs. Cost: the non-zero words of materialised leaves plus one
+    /// step per leaf; it does not allocate.
     public var runCount: Int {
         let t = table
         var runs = 0
@@ -636,24 +614,20 @@ public struct DirtyMap: Hashable, Sendable {
                 prevDirty = true
                 continue
             }
-            // Count 0->1 transitions over the non-zero blocks only.
+            // Count 0->1 transitions over the non-zero words only.
             let w = leaf.words, s = leaf.summary, wc = leaf.wordCount
-            let blocks = (wc + 7) >> 3
             var carry: UInt64 = prevDirty ? 1 : 0 // top bit of the word before, as 0/1
-            var expectWord = 0                    // the word whose predecessor `carry` describes
-            for sw in 0..<((blocks + 63) >> 6) {
+            var expect = 0                        // the word whose predecessor `carry` describes
+            for sw in 0..<((wc + 63) >> 6) {
                 var sx = s[sw]
                 while sx != 0 {
-                    let blk = (sw << 6) | sx.trailingZeroBitCount
+                    let i = (sw << 6) | sx.trailingZeroBitCount
                     sx &= sx &- 1
-                    let lo = blk << 3, hi = min(lo + 8, wc)
-                    if lo != expectWord { carry = 0 } // clean words in between
-                    for i in lo..<hi {
-                        let x = w[i]
-                        runs += (x & ~((x &<< 1) | carry)).nonzeroBitCount
-                        carry = x &>> 63
-                    }
-                    expectWord = hi
+                    if i != expect { carry = 0 } // clean words in between
+                    let x = w[i]
+                    runs += (x & ~((x &<< 1) | carry)).nonzeroBitCount
+                    carry = x &>> 63
+                    expect = i + 1
                 }
             }
             prevDirty = (w[wc - 1] &>> UInt64((leaf.valid - 1) & 63)) & 1 != 0
