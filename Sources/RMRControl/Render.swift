@@ -17,7 +17,7 @@ extension ControlTree {
     public static func renderMemberID(_ member: MemberID) -> String { String(member) }
 
     /// `rmr-server/pools/P/sync`: `running` or `stopped`.
-    public static func renderSyncThread(_ view: ServerPoolView) -> String { view.syncThread.rawValue }
+    public static func renderSyncThread(_ view: ServerPoolView) -> String { view.syncThread == .running ? "running" : "stopped" }
 
     /// `rmr-server/pools/P/map_summary`: one line per map, in the view's order (own first).
     public static func renderMapSummary(_ view: ServerPoolView) -> String {

@@ -67,7 +67,7 @@ extension Node {
         for s in serverPools {
             h.add(s.name); h.add(UInt64(s.member)); h.add(s.state.rawValue); h.add(s.maintenance ? 1 : 0)
             h.add(s.mapUpdate.rawValue); h.add(s.mapVersion.raw); h.add(s.poolUUID.high); h.add(s.poolUUID.low)
-            h.add(s.syncThread.rawValue); h.add(s.syncPool ?? "-"); h.add(s.markedCreate ? 1 : 0); h.add(s.markedDelete ? 1 : 0)
+            h.add(s.syncThread == .running ? 1 : 0); h.add(s.syncPool ?? "-"); h.add(s.markedCreate ? 1 : 0); h.add(s.markedDelete ? 1 : 0)
             if let st = s.store { h.add(st.device); h.add(st.open ? 1 : 0); h.add(st.mapped ? 1 : 0); h.add(st.mappedSectors) }
             for m in s.members { h.add(UInt64(m)) }
             for (i, m) in s.mapMembers.enumerated() { h.add(UInt64(m)); for r in s.maps[i].runs() { h.add(r.start); h.add(r.count) } }
