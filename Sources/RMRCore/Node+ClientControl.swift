@@ -276,6 +276,12 @@ extension Node {
         if enable {
             if leg.maintenance || leg.state == .created {
                 guard leg.linkUp else { return fail(token, .ENOTCONN, "\(session) is not connected") }
+                if leg.state == .created && clientPools[p].inUse {
+                    // Extending a pool whose device is mapped: the new store must pass the BRMR
+                    // map (MAPPED) before it may serve IO, or its first IO would be refused.
+                    return sendRequest(.user(.map(mappedSectors: clientPools[p].mappedSectors)), pool: name, to: leg.address,
+                                       kind: .extendMap(session: session, admin: token))
+                }
                 return sendRequest(.enablePool(true), pool: name, to: leg.address, kind: .enable(session: session, enable: true, admin: token))
             }
             switch leg.state {
@@ -329,6 +335,18 @@ extension Node {
         }
         if clientPools[p].legs[l].state == .created { moveLeg(pool: p, leg: l, to: .normal) }
         if let admin { completeAdmin(admin, .ok) }
+    }
+
+    mutating func extendMapAnswered(pool name: String, session: String, admin: AdminToken?, _ response: Response) {
+        guard let p = clientPoolIndex(name), let l = clientPools[p].legIndex(session: session) else {
+            if let admin { completeAdmin(admin, .failed(RMRError(.ENOENT, "session \(session) went away"))) }
+            return
+        }
+        guard response.isOK else {
+            if let admin { completeAdmin(admin, .failed(RMRError(.EIO, "\(session) refused the device map (mapped_size \(clientPools[p].mappedSectors))"))) }
+            return
+        }
+        sendRequest(.enablePool(true), pool: name, to: clientPools[p].legs[l].address, kind: .enable(session: session, enable: true, admin: admin))
     }
 
     // MARK: del_sess / reconnect / leave

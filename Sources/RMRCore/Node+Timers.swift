@@ -4,7 +4,7 @@
 
 extension Node {
     mutating func handleTimers() {
-        cause = "timer"
+        causeKind = .timer
         for p in clientPools.indices {
             if let t = clientPools[p].nextTick, t <= now {
                 clientPools[p].nextTick = now + Timing.recoverInterval

@@ -77,36 +77,41 @@ extension Node {
         return h.value
     }
 
-    // MARK: Invariants (style rule 10: after every input; whole-map scans only with `verify`)
+    // MARK: Invariants (style rule 10: after every input, in release builds too; whole-map
+    // scans only with `verify`)
 
     func checkInvariants() {
         for p in clientPools {
             precondition(p.freeSlots.count + p.units.count == p.queueDepth, "\(p.name): IO slots leaked")
             precondition(p.frozen == (p.freezeHolders > 0), "\(p.name): frozen flag disagrees with holders")
             precondition(p.legs.count <= Limits.maxLegs, "\(p.name): more than \(Limits.maxLegs) legs")
-            let normal = p.legs.contains { !$0.isSync && $0.state == .normal }
-            for l in p.legs {
+            if !p.frozen { precondition(p.drainWaiters.isEmpty, "\(p.name): drain waiters without a freeze") }
+            var normal = false
+            for l in p.legs where !l.isSync && l.state == .normal { normal = true }
+            for (i, l) in p.legs.enumerated() {
                 precondition(!(l.state == .normal && l.maintenance), "\(p.name)/\(l.session): normal in maintenance")
                 precondition(!(normal && l.wasLastAuthoritative), "\(p.name)/\(l.session): authoritative flag beside a normal leg")
-                precondition(!(l.state == .normal && !l.linkUp && l.joinedOnServer), "\(p.name)/\(l.session): normal without link")
+                for other in p.legs[(i + 1)...] where l.member != 0 {
+                    precondition(other.member != l.member, "\(p.name): two legs with member id \(l.member)")
+                }
             }
-            let members = p.legs.map(\.member).filter { $0 != 0 }
-            precondition(Set(members).count == members.count, "\(p.name): two legs with one member id")
-            if !p.frozen { precondition(p.drainWaiters.isEmpty, "\(p.name): drain waiters without a freeze") }
         }
         for s in serverPools {
             precondition(!(s.state == .normal && s.store == nil), "\(s.name): normal without a store")
             precondition(!(s.state == .normal && s.maintenance), "\(s.name): normal in maintenance")
             precondition(!(s.state == .empty && s.store != nil), "\(s.name): empty with a store")
-            precondition(s.syncInFlight == s.locks.values.filter(\.background).count, "\(s.name): sync in-flight count drifted")
             precondition(s.syncInFlight <= options.syncQueueDepth, "\(s.name): sync queue depth exceeded")
             precondition(!(s.syncThread == .running && s.state != .normal), "\(s.name): sync thread running outside normal")
-            for c in s.locks.keys.sorted() {
+            var background = 0
+            for (c, lock) in s.locks {
+                if lock.background { background += 1 }
                 // A lock exists only while our own copy of the chunk is stale.
                 precondition(s.isDirtyForSelf(c), "\(s.name): chunk \(c) locked but clean for self")
             }
+            precondition(s.syncInFlight == background, "\(s.name): sync in-flight count drifted")
             if options.verify, s.store != nil {
                 for m in s.maps { precondition(m.chunkCount == s.geometry.chunkCount, "\(s.name): map size differs from volume") }
+                for c in s.intents.keys { precondition(c < s.geometry.chunkCount, "\(s.name): write intent beyond the volume") }
             }
         }
     }

@@ -39,6 +39,8 @@ enum PendingKind: Sendable, Hashable {
     case join(session: String, admin: AdminToken?, rejoin: Bool)
     case readMetadata(session: String, admin: AdminToken?)
     case enable(session: String, enable: Bool, admin: AdminToken?)
+    /// USER(MAP) to a new leg of a pool whose device is mapped, before its ENABLE_POOL(1).
+    case extendMap(session: String, admin: AdminToken?)
     case leave(session: String, mode: LeaveMode, admin: AdminToken?)
     case recovery(job: UInt64, member: MemberID)
     case mapCheck(member: MemberID, generation: UInt64)
@@ -123,8 +125,10 @@ public struct Node: Sendable {
     var now: Instant = .zero
     var serial: UInt64 = 1
     var effects: [Effect] = []
-    /// The input being handled, named in transition records.
-    var cause: String = ""
+    /// The input being handled, named in transition records. Kept as a small value and turned
+    /// into text only when a transition or rejection is recorded (inputs are hot, those rare).
+    var causeKind: Cause = .timer
+    var cause: String { causeKind.description }
     /// The admin command being handled, named in rejections of refused commands.
     var adminCommand: String?
 
@@ -151,37 +155,40 @@ public struct Node: Sendable {
         precondition(time >= now, "time went backwards: \(time) < \(now)")
         now = time
         effects.removeAll(keepingCapacity: true)
-        cause = input.kindName
         switch input {
         case .admin(let command, let token, let probe):
-            cause = "admin \(command.name)"
+            causeKind = .admin(command.name)
             adminCommand = command.name
             handleAdmin(command, token: token, probe: probe)
             adminCommand = nil
         case .received(let message, let peer):
             switch message {
             case .request(let rid, let pool, let request):
-                cause = "\(request.name) from \(peer)"
+                causeKind = .request(request.name, peer)
                 handleRequest(request, rid: rid, pool: pool, from: peer)
             case .response(let rid, let pool, let response):
                 handleResponse(response, rid: rid, pool: pool, from: peer)
             }
         case .linkUp(let peer):
-            cause = "link up \(peer)"
+            causeKind = .linkUp(peer)
             handleLinkUp(peer)
         case .linkDown(let peer):
-            cause = "link down \(peer)"
+            causeKind = .linkDown(peer)
             handleLinkDown(peer)
         case .storeCompleted(let tag, let result):
+            causeKind = .storeCompleted
             handleStoreCompleted(tag, result)
         case .persistCompleted(let tag, let ok):
+            causeKind = .persistCompleted
             handlePersistCompleted(tag, ok: ok)
         case .blockIO(let request):
+            causeKind = .blockIO
             handleBlockIO(request)
         case .timerFired:
+            causeKind = .timer
             handleTimers()
         }
-        if options.verify { checkInvariants() }
+        checkInvariants()
         return effects
     }
 
@@ -281,13 +288,14 @@ public struct Node: Sendable {
                    reason: "response from \(peer) but request went to \(p.peer)")
             return
         }
-        cause = "response \(rid) from \(peer)"
+        causeKind = .response(rid, peer)
         switch p.kind {
         case .ioLeg(let unit, let member): ioLegAnswered(pool: p.pool, unit: unit, member: member, response)
         case .mapAddLeg(let unit, let member): mapAddAnswered(pool: p.pool, unit: unit, member: member, response)
         case .join(let session, let admin, let rejoin): joinAnswered(pool: p.pool, session: session, admin: admin, rejoin: rejoin, response)
         case .readMetadata(let session, let admin): metadataAnswered(pool: p.pool, session: session, admin: admin, response)
         case .enable(let session, let enable, let admin): enableAnswered(pool: p.pool, session: session, enable: enable, admin: admin, response)
+        case .extendMap(let session, let admin): extendMapAnswered(pool: p.pool, session: session, admin: admin, response)
         case .leave(let session, let mode, let admin): leaveAnswered(pool: p.pool, session: session, mode: mode, admin: admin, response)
         case .recovery(let job, let member): recoveryAnswered(pool: p.pool, job: job, member: member, response)
         case .mapCheck(let member, let generation): mapCheckAnswered(pool: p.pool, member: member, generation: generation, response)
@@ -297,6 +305,32 @@ public struct Node: Sendable {
         case .fireAndForget: break
         case .mapPush(let serverPool, let push): mapPushAnswered(serverPool: serverPool, push: push, response)
         case .peerMapCheck(let serverPool, let member): peerMapCheckAnswered(serverPool: serverPool, member: member, response)
+        }
+    }
+}
+
+/// What caused the current input's transitions.
+enum Cause: Sendable, Hashable, CustomStringConvertible {
+    case admin(String)
+    case request(String, HostAddress)
+    case response(RequestID, HostAddress)
+    case linkUp(HostAddress)
+    case linkDown(HostAddress)
+    case storeCompleted
+    case persistCompleted
+    case blockIO
+    case timer
+    var description: String {
+        switch self {
+        case .admin(let name): return "admin \(name)"
+        case .request(let name, let peer): return "\(name) from \(peer)"
+        case .response(let rid, let peer): return "response \(rid) from \(peer)"
+        case .linkUp(let peer): return "link up \(peer)"
+        case .linkDown(let peer): return "link down \(peer)"
+        case .storeCompleted: return "store completed"
+        case .persistCompleted: return "persist completed"
+        case .blockIO: return "block IO"
+        case .timer: return "timer"
         }
     }
 }

@@ -390,3 +390,44 @@ import Testing
         #expect(Bool(c.blockIO("client", .read, offset: 0, length: 4096) == .ok(data: pattern(0, 1))))
     }
 }
+
+/// Extending a live pool with a third leg (migration, notes S13): the new store is mapped
+/// before it serves, it syncs fully, and then the old leg can be deleted.
+@Suite struct ExtendTests {
+    @Test func addALegToAMappedPoolThenRetireAnOldOne() {
+        let c = TestCluster.guide(legs: 3)
+        // Bring up 2 legs only; stg2 is prepared but joins later.
+        for i in 0..<3 {
+            c.ok(TestCluster.storageName(i), .serverJoinPool(pool: pool, member: TestCluster.member(i)))
+            c.ok(TestCluster.storageName(i), .createStore(device: "/dev/sda", pool: pool, mappedSectors: mapped))
+        }
+        c.ok("client", .clientJoinPool(pool: pool, chunkBytes: 131072, sync: false))
+        for i in 0..<2 {
+            c.ok("client", .addSession(pool: pool, session: TestCluster.session(i), address: "10.0.1.\(i)", mode: .create))
+            c.ok("client", .sessionEnable(pool: pool, session: TestCluster.session(i), enable: true))
+        }
+        for i in 0..<2 { c.setUpSyncPool(i, legs: 2) }
+        c.ok("client", .mapDevice(pool: pool, sizeSectors: mapped))
+        for b in 0..<8 as Range<UInt64> {
+            #expect(c.blockIO("client", .write, offset: b * 131072, length: 4096, data: pattern(b, 1)) == .ok(data: []))
+        }
+        // The new leg.
+        c.ok("client", .addSession(pool: pool, session: TestCluster.session(2), address: "10.0.1.2", mode: .create))
+        c.ok("client", .sessionEnable(pool: pool, session: TestCluster.session(2), enable: true))
+        #expect(c.node("stg2").store(forPool: pool)?.mapped == true)
+        c.setUpSyncPool(2, legs: 3)
+        for i in 0..<2 {
+            c.ok(TestCluster.storageName(i), .addSession(pool: pool, session: "stg-rmr\(i)@stg-rmr2", address: "10.0.1.2", mode: nil))
+        }
+        #expect(c.blockIO("client", .write, offset: 20 * 131072, length: 4096, data: pattern(20, 1)) == .ok(data: []))
+        let settled = c.waitUntil(RecoveryTests.settled(3))
+        #expect(settled)
+        for b in 0..<8 as Range<UInt64> {
+            #expect(Bool(c.diskBytes("stg2", "/dev/sda", b * 131072, 4096) == pattern(b, 1)))
+        }
+        // Retire stg0.
+        c.ok("client", .deleteSession(pool: pool, session: TestCluster.session(0), mode: .delete))
+        #expect(c.node("client").clientPool(pool)!.members == [43, 44])
+        #expect(Bool(c.blockIO("client", .read, offset: 3 * 131072, length: 4096) == .ok(data: pattern(3, 1))))
+    }
+}

@@ -1,26 +1,30 @@
 // The dirty map: one bit per chunk, sparse, value semantics. Pure: standard library only.
 //
-// Layout (two levels, copy-on-write at both):
-//   * A table (one object) with one entry per leaf of 2^18 chunks (256 Ki chunks = 32 KiB of
-//     bits), plus one "occupied" bit per leaf so searches skip clean leaves 64 at a time:
-//       nil                   -> every chunk of the leaf is clean (no memory),
-//       leaf marked `isFull`  -> every chunk of the leaf is dirty (no bits; `setAll` shares one),
-//       materialised leaf     -> a bitmap holding at least one dirty chunk.
-//   * A materialised leaf holds, in one object: an immutable header, a summary with one bit
-//     per bit word (4096 bits = 64 words = 512 bytes) telling whether that word holds a dirty
-//     chunk, then the 4096 bit words. The summary is exact and kept by the same branch-free
-//     single-word update on set and clear; searches skip 4096 clean chunks per summary word.
-//   * The map keeps the total dirty count, so `dirtyCount` is O(1). Leaves keep no count:
-//     the hot path (set/clear) then writes only the bit word, the summary word and the total.
+// Layout:
+//   * Chunks are grouped in leaves of 2^18 (256 Ki chunks, 32 KiB of bits). A table (one
+//     object, the copy-on-write unit of the map) has one entry per leaf:
+//       bits == 0       every chunk of the leaf is clean (no memory),
+//       bits == 1       every chunk of the leaf is dirty (no memory: `setAll` is cheap),
+//       otherwise       the address of the leaf's 4096 bit words, owned by `leaf` (a small
+//                       object that exists for its reference count: leaves are shared by
+//                       copies of a map until written).
+//     A test is one table load and one word load.
+//   * Search summaries, dense in the table (not on the leaves' pages): one byte per 64 bit
+//     words (4096 chunks) counting its non-zero words, 64 bytes per leaf, allocated with the
+//     first bitmap leaf; and one "occupied" bit per leaf. `nextDirty` skips clean leaves 64 at
+//     a time and clean 4096-chunk groups a byte at a time. Set and clear keep the counts
+//     exact with one branch-free byte update.
+//   * The map keeps the total dirty count, so `dirtyCount` is O(1).
 //
 // Copy-on-write: copying a DirtyMap copies nothing. The first mutation of a copy copies the
-// table (8 bytes per leaf); leaves stay shared until one is written, and then only that leaf
-// (32 KiB) is copied. A leaf is written only when both the table and the leaf are uniquely
-// referenced, which is what makes sharing leaves between maps (and threads) sound.
+// table (16 bytes per leaf, plus the summaries once allocated); leaves stay shared until one
+// is written, and then only that leaf (32 KiB) is copied. Bits are written only when both the
+// table and the leaf owner are uniquely referenced, which is what makes sharing leaves between
+// maps (and threads) sound.
 //
-// Invariants: bits beyond `chunkCount` in the last leaf are zero; a materialised leaf is never
-// all clean (it is dropped when its summary becomes zero); it may be all dirty (single sets do
-// not fold it into the marker), so equality and hashing compare by content.
+// Invariants: bits beyond `chunkCount` in the last leaf are zero; a bitmap leaf is never all
+// clean (it is dropped when its last dirty chunk is cleared); it may be all dirty (single sets
+// do not fold it into the marker), so equality and hashing compare by content.
 
 /// A run of consecutive dirty chunks.
 public struct ChunkRun: Hashable, Sendable, CustomStringConvertible {
@@ -31,153 +35,93 @@ public struct ChunkRun: Hashable, Sendable, CustomStringConvertible {
     public var description: String { count == 1 ? "\(start)" : "\(start)+\(count)" }
 }
 
-// MARK: - Leaf
+// MARK: - Leaf bits
 
+/// Owner of one leaf's bit words (64-byte aligned). Exists for its reference count.
 @usableFromInline
-struct DirtyMapLeafHeader {
-    /// Valid chunks in this leaf (2^18 except in the last leaf).
-    @usableFromInline let valid: Int
-    /// Words of bits (0 for the all-dirty marker).
+final class DirtyMapLeaf {
+    @usableFromInline let bits: UnsafeMutablePointer<UInt64>
     @usableFromInline let wordCount: Int
-    @usableFromInline let isFull: Bool
-    @inlinable init(valid: Int, wordCount: Int, isFull: Bool) {
-        self.valid = valid; self.wordCount = wordCount; self.isFull = isFull
+
+    /// Uninitialised words; the factory functions below fill them.
+    @usableFromInline init(wordCount: Int) {
+        self.wordCount = wordCount
+        bits = UnsafeMutableRawPointer.allocate(byteCount: max(wordCount, 1) * 8, alignment: 64)
+            .bindMemory(to: UInt64.self, capacity: max(wordCount, 1))
+    }
+
+    deinit { UnsafeMutableRawPointer(bits).deallocate() }
+
+    @usableFromInline static func clean(valid: Int) -> DirtyMapLeaf {
+        let leaf = DirtyMapLeaf(wordCount: (valid + 63) >> 6)
+        leaf.bits.initialize(repeating: 0, count: leaf.wordCount)
+        return leaf
+    }
+
+    @usableFromInline static func dirty(valid: Int) -> DirtyMapLeaf {
+        let leaf = DirtyMapLeaf(wordCount: (valid + 63) >> 6)
+        leaf.bits.initialize(repeating: ~0, count: leaf.wordCount)
+        let tail = valid & 63
+        if tail != 0 { leaf.bits[leaf.wordCount - 1] = (1 &<< UInt64(tail)) &- 1 }
+        return leaf
+    }
+
+    @usableFromInline func copy() -> DirtyMapLeaf {
+        let leaf = DirtyMapLeaf(wordCount: wordCount)
+        leaf.bits.initialize(from: bits, count: wordCount)
+        return leaf
     }
 }
 
-/// One leaf: header and, tail-allocated in the same object and aligned to 64 bytes,
-/// `DirtyMap.summaryWords` summary words (bit i: word i is non-zero) followed by the bit words. Reached through raw pointers: no exclusivity checks on the hot
-/// path, and the bits sit at a fixed offset from the object.
+/// Bit-level algorithms on one leaf's words `w` (`wc` words, `valid` chunks) and its group
+/// counts `g` (non-zero words per 64 words).
 @usableFromInline
-final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
-    @inlinable static func make(valid: Int, ones: Bool) -> DirtyMapLeaf {
-        let wc = (valid + 63) >> 6
-        let total = DirtyMap.allocatedWords(wc)
-        let leaf = unsafeDowncast(DirtyMapLeaf.create(minimumCapacity: total + DirtyMap.alignSlackWords) { _ in
-            DirtyMapLeafHeader(valid: valid, wordCount: wc, isFull: false)
-        }, to: DirtyMapLeaf.self)
-        let b = leaf.base
-        b.initialize(repeating: 0, count: total)
-        if ones {
-            (b + DirtyMap.summaryWords).update(repeating: ~0, count: wc)
-            let tail = valid & 63
-            if tail != 0 { b[DirtyMap.summaryWords + wc - 1] = (1 &<< UInt64(tail)) &- 1 }
-            var i = 0
-            while i < wc { b[i >> 6] |= 1 &<< UInt64(i & 63); i += 1 }
-        }
-        return leaf
+enum DirtyMapBits {
+    @inlinable static func words(_ raw: UInt) -> UnsafeMutablePointer<UInt64> {
+        UnsafeMutablePointer(bitPattern: raw).unsafelyUnwrapped
     }
 
-    /// The all-dirty marker for a leaf of `valid` chunks.
-    @inlinable static func makeFull(valid: Int) -> DirtyMapLeaf {
-        unsafeDowncast(DirtyMapLeaf.create(minimumCapacity: 0) { _ in
-            DirtyMapLeafHeader(valid: valid, wordCount: 0, isFull: true)
-        }, to: DirtyMapLeaf.self)
-    }
-
-    /// A private copy of a materialised leaf.
-    @inlinable func copy() -> DirtyMapLeaf {
-        let h = hdr.pointee
-        let total = DirtyMap.allocatedWords(h.wordCount)
-        let leaf = unsafeDowncast(DirtyMapLeaf.create(minimumCapacity: total + DirtyMap.alignSlackWords) { _ in h },
-                                  to: DirtyMapLeaf.self)
-        leaf.base.initialize(from: base, count: total)
-        return leaf
-    }
-
-    @inlinable var hdr: UnsafeMutablePointer<DirtyMapLeafHeader> { withUnsafeMutablePointerToHeader { $0 } }
-    /// Summary words, then bit words, starting at the first 64-byte boundary of the tail
-    /// allocation (so the summary and every block of 8 words are each one cache line).
-    @inlinable var base: UnsafeMutablePointer<UInt64> {
-        let tail = UInt(bitPattern: withUnsafeMutablePointerToElements { $0 })
-        return UnsafeMutablePointer(bitPattern: (tail &+ 63) & ~63).unsafelyUnwrapped
-    }
-    @inlinable var words: UnsafeMutablePointer<UInt64> { base + DirtyMap.summaryWords }
-    @inlinable var summary: UnsafeMutablePointer<UInt64> { base }
-    @inlinable var valid: Int { hdr.pointee.valid }
-    @inlinable var wordCount: Int { hdr.pointee.wordCount }
-    @inlinable var isFull: Bool { hdr.pointee.isFull }
-
-    /// Dirty chunks in this leaf (O(words) for a materialised leaf).
-    @usableFromInline var popcount: Int {
-        if isFull { return valid }
-        let w = words
-        var n = 0
-        for i in 0..<wordCount { n &+= w[i].nonzeroBitCount }
-        return n
-    }
-
-    /// No dirty chunk (never true of the marker).
-    @usableFromInline var summaryIsZero: Bool {
-        if isFull { return false }
-        let s = summary
-        var any: UInt64 = 0
-        for i in 0..<((wordCount + 63) >> 6) { any |= s[i] }
-        return any == 0
-    }
-
-    /// Every valid chunk dirty.
-    @usableFromInline var isAllDirty: Bool {
-        if isFull { return true }
-        let w = words, wc = wordCount
-        for i in 0..<(wc - 1) where w[i] != ~0 { return false }
-        let tail = valid & 63
-        return w[wc - 1] == (tail == 0 ? ~0 : (1 &<< UInt64(tail)) &- 1)
-    }
-
-    /// Recompute the summary bits of words `first...last` from the words.
-    @usableFromInline func resummarise(words first: Int, _ last: Int) {
-        let w = words, s = summary
-        for wi in first...last {
-            let m: UInt64 = 1 &<< UInt64(wi & 63)
-            if w[wi] != 0 { s[wi >> 6] |= m } else { s[wi >> 6] &= ~m }
-        }
-    }
-
-    /// First dirty local bit at or after `from`, or nil. Materialised leaves only.
-    @usableFromInline func nextSet(from: Int) -> Int? {
-        let w = words, s = summary, wordCount = wordCount
+    /// First dirty local bit at or after `from`, or nil.
+    @usableFromInline static func nextSet(_ w: UnsafeMutablePointer<UInt64>, _ g: UnsafeMutablePointer<UInt8>,
+                                          _ wc: Int, from: Int) -> Int? {
         var wi = from >> 6
-        if wi >= wordCount { return nil }
+        if wi >= wc { return nil }
         let x = w[wi] & (~0 &<< UInt64(from & 63))
         if x != 0 { return (wi << 6) | x.trailingZeroBitCount }
-        // Later non-zero words through the summary.
         wi += 1
-        while wi < wordCount {
-            let sw = wi >> 6
-            let sx = s[sw] & (~0 &<< UInt64(wi & 63))
-            if sx == 0 { wi = (sw + 1) << 6; continue }
-            wi = (sw << 6) | sx.trailingZeroBitCount
-            if wi >= wordCount { return nil }
-            let y = w[wi]
-            if y != 0 { return (wi << 6) | y.trailingZeroBitCount }
-            wi += 1 // (unreachable: the summary is exact)
+        while wi < wc {
+            let gi = wi >> 6
+            if g[gi] == 0 { wi = (gi + 1) << 6; continue }
+            let end = min((gi + 1) << 6, wc)
+            while wi < end {
+                let y = w[wi]
+                if y != 0 { return (wi << 6) | y.trailingZeroBitCount }
+                wi += 1
+            }
         }
         return nil
     }
 
-    /// First clean local bit at or after `from`, or `valid` if none. Materialised leaves only.
-    @usableFromInline func nextClear(from: Int) -> Int {
-        let w = words, wordCount = wordCount, valid = valid
+    /// First clean local bit at or after `from`, or `valid` if none.
+    @usableFromInline static func nextClear(_ w: UnsafeMutablePointer<UInt64>, _ wc: Int, _ valid: Int, from: Int) -> Int {
         var wi = from >> 6
-        if wi >= wordCount { return valid }
+        if wi >= wc { return valid }
         var x = ~w[wi] & (~0 &<< UInt64(from & 63))
         while true {
             if x != 0 { return min(valid, (wi << 6) | x.trailingZeroBitCount) }
             wi += 1
-            if wi >= wordCount { return valid }
+            if wi >= wc { return valid }
             x = ~w[wi]
         }
     }
 
-    /// Set (ones) or clear local bits [lo, hi), keeping the summary exact. Materialised
-    /// leaves only. Returns the change in dirty chunks.
-    @usableFromInline func apply(_ lo: Int, _ hi: Int, ones: Bool) -> Int {
-        let w = words
+    /// Sets (`ones`) or clears local bits [lo, hi), keeping the group counts. Returns the
+    /// change in dirty chunks.
+    @usableFromInline static func apply(_ w: UnsafeMutablePointer<UInt64>, _ g: UnsafeMutablePointer<UInt8>,
+                                        _ lo: Int, _ hi: Int, ones: Bool) -> Int {
         let firstWord = lo >> 6, lastWord = (hi - 1) >> 6
         var delta = 0
-        var wi = firstWord
-        while wi <= lastWord {
+        for wi in firstWord...lastWord {
             var m: UInt64 = ~0
             if wi == firstWord { m &= ~0 &<< UInt64(lo & 63) }
             if wi == lastWord && hi & 63 != 0 { m &= (1 &<< UInt64(hi & 63)) &- 1 }
@@ -185,56 +129,83 @@ final class DirtyMapLeaf: ManagedBuffer<DirtyMapLeafHeader, UInt64> {
             let new = ones ? old | m : old & ~m
             w[wi] = new
             delta += new.nonzeroBitCount - old.nonzeroBitCount
-            wi += 1
+            if (old == 0) != (new == 0) { g[wi >> 6] = new == 0 ? g[wi >> 6] - 1 : g[wi >> 6] + 1 }
         }
-        resummarise(words: firstWord, lastWord)
         return delta
     }
 
-    /// ORs `other`'s bits into this leaf. Returns the change in dirty chunks.
-    @usableFromInline func formUnion(_ other: DirtyMapLeaf) -> Int {
-        let a = words, b = other.words
-        var delta = 0
-        for i in 0..<wordCount {
-            let old = a[i], new = old | b[i]
-            a[i] = new
-            delta &+= new.nonzeroBitCount &- old.nonzeroBitCount
+    /// Recomputes all group counts of a leaf from its words.
+    @usableFromInline static func recount(_ w: UnsafeMutablePointer<UInt64>, _ g: UnsafeMutablePointer<UInt8>, _ wc: Int) {
+        for gi in 0..<DirtyMap.groupsPerLeaf {
+            var n: UInt8 = 0
+            var wi = gi << 6
+            let end = min(wi + 64, wc)
+            while wi < end { if w[wi] != 0 { n += 1 }; wi += 1 }
+            g[gi] = n
         }
-        for i in 0..<DirtyMap.summaryWords { summary[i] |= other.summary[i] }
-        return delta
     }
 
-    /// Same bits as `other` (both materialised).
-    @usableFromInline func sameWords(as other: DirtyMapLeaf) -> Bool {
-        if self === other { return true }
-        let a = words, b = other.words
-        for i in 0..<wordCount where a[i] != b[i] { return false }
+    @usableFromInline static func popcount(_ w: UnsafeMutablePointer<UInt64>, _ wc: Int) -> Int {
+        var n = 0
+        for i in 0..<wc { n &+= w[i].nonzeroBitCount }
+        return n
+    }
+
+    /// No non-zero word in the leaf (its 64 group counts are zero; `g` is 64-byte aligned).
+    @inlinable static func isClean(_ g: UnsafeMutablePointer<UInt8>) -> Bool {
+        let q = UnsafeRawPointer(g).assumingMemoryBound(to: UInt64.self)
+        return (q[0] | q[1] | q[2] | q[3]) | (q[4] | q[5] | q[6] | q[7]) == 0
+    }
+
+    @usableFromInline static func isAllDirty(_ w: UnsafeMutablePointer<UInt64>, _ wc: Int, _ valid: Int) -> Bool {
+        for i in 0..<(wc - 1) where w[i] != ~0 { return false }
+        let tail = valid & 63
+        return w[wc - 1] == (tail == 0 ? ~0 : (1 &<< UInt64(tail)) &- 1)
+    }
+
+    @usableFromInline static func same(_ a: UnsafeMutablePointer<UInt64>, _ b: UnsafeMutablePointer<UInt64>, _ wc: Int) -> Bool {
+        for i in 0..<wc where a[i] != b[i] { return false }
         return true
     }
 }
 
 // MARK: - Table
 
+/// One table entry: see the layout note at the top of the file.
+@usableFromInline
+struct DirtyMapEntry {
+    @usableFromInline var leaf: DirtyMapLeaf?
+    @usableFromInline var bits: UInt
+    @inlinable init(leaf: DirtyMapLeaf?, bits: UInt) { self.leaf = leaf; self.bits = bits }
+    @inlinable static var clean: DirtyMapEntry { DirtyMapEntry(leaf: nil, bits: DirtyMap.cleanBits) }
+    @inlinable static var full: DirtyMapEntry { DirtyMapEntry(leaf: nil, bits: DirtyMap.fullBits) }
+    @inlinable init(_ leaf: DirtyMapLeaf) { self.leaf = leaf; bits = UInt(bitPattern: leaf.bits) }
+}
+
 @usableFromInline
 struct DirtyMapTableHeader {
     @usableFromInline let leafCount: Int
-    /// Bit `i` set iff entry `i` is non-nil.
+    /// Bit `i` set iff entry `i` is not clean.
     @usableFromInline let occupied: UnsafeMutablePointer<UInt64>
     @usableFromInline let occupiedWords: Int
+    /// Non-zero-word counts, 64 bytes per leaf (meaningful for bitmap leaves only); allocated
+    /// with the first bitmap leaf, freed with the last.
+    @usableFromInline var groups: UnsafeMutablePointer<UInt8>?
+    /// Entries holding a bitmap.
+    @usableFromInline var bitmapLeaves: Int
 }
 
-/// The leaf table: header (with the occupied bits, separately allocated) and the entries,
-/// tail-allocated.
+/// The leaf table: header, entries tail-allocated.
 @usableFromInline
-final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, DirtyMapLeaf?> {
+final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, DirtyMapEntry> {
     @usableFromInline static func make(leafCount: Int) -> DirtyMapTable {
-        let ow = (leafCount + 63) >> 6
-        let occupied = UnsafeMutablePointer<UInt64>.allocate(capacity: max(ow, 1))
-        occupied.initialize(repeating: 0, count: max(ow, 1))
+        let ow = max((leafCount + 63) >> 6, 1)
+        let occupied = UnsafeMutablePointer<UInt64>.allocate(capacity: ow)
+        occupied.initialize(repeating: 0, count: ow)
         let t = unsafeDowncast(DirtyMapTable.create(minimumCapacity: leafCount) { _ in
-            DirtyMapTableHeader(leafCount: leafCount, occupied: occupied, occupiedWords: ow)
+            DirtyMapTableHeader(leafCount: leafCount, occupied: occupied, occupiedWords: ow, groups: nil, bitmapLeaves: 0)
         }, to: DirtyMapTable.self)
-        t.entries.initialize(repeating: nil, count: leafCount)
+        t.entries.initialize(repeating: .clean, count: leafCount)
         return t
     }
 
@@ -243,6 +214,8 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, DirtyMapLeaf?> {
         let t = DirtyMapTable.make(leafCount: leafCount)
         t.entries.update(from: entries, count: leafCount)
         t.occupied.update(from: occupied, count: occupiedWords)
+        if let g = groups { t.ensureGroups().update(from: g, count: leafCount * DirtyMap.groupsPerLeaf) }
+        t.head.pointee.bitmapLeaves = head.pointee.bitmapLeaves
         return t
     }
 
@@ -250,22 +223,47 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, DirtyMapLeaf?> {
         withUnsafeMutablePointers { h, e in
             e.deinitialize(count: h.pointee.leafCount)
             h.pointee.occupied.deallocate()
+            if let g = h.pointee.groups { UnsafeMutableRawPointer(g).deallocate() }
         }
     }
 
-    @inlinable var entries: UnsafeMutablePointer<DirtyMapLeaf?> { withUnsafeMutablePointerToElements { $0 } }
-    @inlinable var leafCount: Int { withUnsafeMutablePointerToHeader { $0.pointee.leafCount } }
-    @inlinable var occupied: UnsafeMutablePointer<UInt64> { withUnsafeMutablePointerToHeader { $0.pointee.occupied } }
-    @inlinable var occupiedWords: Int { withUnsafeMutablePointerToHeader { $0.pointee.occupiedWords } }
-
-    /// Stores `leaf` at `li`, keeping the occupied bit. The table must be uniquely referenced.
-    @inlinable func store(_ leaf: DirtyMapLeaf?, at li: Int) {
-        entries[li] = leaf
-        let m: UInt64 = 1 &<< UInt64(li & 63)
-        if leaf != nil { occupied[li >> 6] |= m } else { occupied[li >> 6] &= ~m }
+    @inlinable var entries: UnsafeMutablePointer<DirtyMapEntry> { withUnsafeMutablePointerToElements { $0 } }
+    @inlinable var head: UnsafeMutablePointer<DirtyMapTableHeader> { withUnsafeMutablePointerToHeader { $0 } }
+    @inlinable var leafCount: Int { head.pointee.leafCount }
+    @inlinable var occupied: UnsafeMutablePointer<UInt64> { head.pointee.occupied }
+    @inlinable var occupiedWords: Int { head.pointee.occupiedWords }
+    @inlinable var groups: UnsafeMutablePointer<UInt8>? { head.pointee.groups }
+    /// Group counts of bitmap leaf `li` (the groups exist whenever a bitmap leaf does).
+    @inlinable func groups(of li: Int) -> UnsafeMutablePointer<UInt8> {
+        head.pointee.groups.unsafelyUnwrapped + (li &<< DirtyMap.groupShift)
     }
 
-    /// Index of the first non-nil entry at or after `from`.
+    /// The group counts, allocated (zero) if needed. The table must be uniquely referenced.
+    @usableFromInline func ensureGroups() -> UnsafeMutablePointer<UInt8> {
+        if let g = groups { return g }
+        let n = max(leafCount, 1) * DirtyMap.groupsPerLeaf
+        let g = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64).bindMemory(to: UInt8.self, capacity: n)
+        g.initialize(repeating: 0, count: n)
+        head.pointee.groups = g
+        return g
+    }
+
+    /// Stores `entry` at `li`, keeping the occupied bit and the bitmap count (the group counts
+    /// are freed with the last bitmap). The table must be uniquely referenced.
+    @usableFromInline func store(_ entry: DirtyMapEntry, at li: Int) {
+        let m: UInt64 = 1 &<< UInt64(li & 63)
+        if entry.bits != DirtyMap.cleanBits { occupied[li >> 6] |= m } else { occupied[li >> 6] &= ~m }
+        let h = head
+        let was = entries[li].bits > DirtyMap.fullBits ? 1 : 0, now = entry.bits > DirtyMap.fullBits ? 1 : 0
+        entries[li] = entry
+        h.pointee.bitmapLeaves += now - was
+        if h.pointee.bitmapLeaves == 0, let g = h.pointee.groups {
+            UnsafeMutableRawPointer(g).deallocate()
+            h.pointee.groups = nil
+        }
+    }
+
+    /// Index of the first non-clean entry at or after `from`.
     @usableFromInline func nextOccupied(from: Int) -> Int? {
         var li = from
         let n = leafCount, occ = occupied
@@ -289,18 +287,18 @@ public struct DirtyMap: Hashable, Sendable {
     @usableFromInline static let leafBits: Int = 1 << 18
     /// Words of bits per leaf.
     @usableFromInline static let leafWords: Int = 1 << 12
-    /// Summary words per leaf: one bit per bit word.
-    @usableFromInline static let summaryWords: Int = 64
-    /// Words used by a leaf of `wordCount` bit words: summary + bits.
-    @inlinable static func allocatedWords(_ wordCount: Int) -> Int { summaryWords + wordCount }
-    /// Extra tail words allocated so the leaf payload can start on a 64-byte boundary.
-    @usableFromInline static let alignSlackWords = 7
+    /// Group counts per leaf (one per 64 words), and log2 of it.
+    @usableFromInline static let groupsPerLeaf: Int = 64
+    @usableFromInline static let groupShift: Int = 6
+    /// Entry `bits` values that are not addresses.
+    @usableFromInline static let cleanBits: UInt = 0
+    @usableFromInline static let fullBits: UInt = 1
 
     public let chunkCount: UInt64
     /// Dirty chunks, O(1).
     public var dirtyCount: UInt64 { _dirtyCount }
     @usableFromInline var _dirtyCount: UInt64 = 0
-    /// `nonisolated(unsafe)` because ManagedBuffer (table and leaves) is declared non-Sendable.
+    /// `nonisolated(unsafe)` because ManagedBuffer (the table) is declared non-Sendable.
     /// Sharing is sound: table and leaves are only written while uniquely referenced
     /// (copy-on-write), so anything reachable from several maps is only ever read.
     @usableFromInline nonisolated(unsafe) var table: DirtyMapTable
@@ -325,16 +323,17 @@ public struct DirtyMap: Hashable, Sendable {
         let start = UInt64(li) << DirtyMap.leafShift
         return Int(min(UInt64(DirtyMap.leafBits), chunkCount - start))
     }
+    @inlinable func wordCount(_ li: Int) -> Int { (validBits(li) + 63) >> 6 }
 
     // MARK: single bits
 
     @inlinable @inline(__always)
     public func isDirty(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
-        guard let leaf = table.entries[Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)] else { return false }
-        if leaf.isFull { return true }
+        let raw = table.entries[Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)].bits
+        if raw <= DirtyMap.fullBits { return raw == DirtyMap.fullBits }
         let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
-        return (leaf.base[DirtyMap.summaryWords &+ wi] &>> (c & 63)) & 1 != 0
+        return (DirtyMapBits.words(raw)[wi] &>> (c & 63)) & 1 != 0
     }
 
     /// Marks `c` dirty; true if it was clean.
@@ -344,27 +343,27 @@ public struct DirtyMap: Hashable, Sendable {
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
         if isKnownUniquelyReferenced(&table) {
             let e = table.entries + li
-            if isKnownUniquelyReferenced(&e.pointee) {
-                let leaf = e.pointee.unsafelyUnwrapped
-                if leaf.isFull { return false }
-                let b = leaf.base
+            let raw = e.pointee.bits
+            if raw > DirtyMap.fullBits && isKnownUniquelyReferenced(&e.pointee.leaf) {
                 let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
-                let p = b + (DirtyMap.summaryWords &+ wi)
+                let p = DirtyMapBits.words(raw) + wi
                 let old = p.pointee
                 let new = old | (1 &<< (c & 63))
                 p.pointee = new
-                b[wi &>> 6] |= 1 &<< UInt64(wi & 63)
+                let g = table.groups(of: li) + (wi &>> 6)
+                g.pointee &+= old == 0 ? 1 : 0
                 let added = (old ^ new) &>> (c & 63)
                 _dirtyCount &+= added
                 return added != 0
             }
+            if raw == DirtyMap.fullBits { return false }
         }
         return setSlow(c, li)
     }
 
     @usableFromInline mutating func setSlow(_ c: ChunkIndex, _ li: Int) -> Bool {
-        if let leaf = table.entries[li], leaf.isFull { return false }
-        _ = writableLeaf(li) // allocate, or take a private copy of a shared leaf
+        if table.entries[li].bits == DirtyMap.fullBits { return false }
+        _ = writableBits(li) // allocate, or take a private copy of a shared leaf
         return set(c)
     }
 
@@ -375,38 +374,38 @@ public struct DirtyMap: Hashable, Sendable {
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
         if isKnownUniquelyReferenced(&table) {
             let e = table.entries + li
-            if isKnownUniquelyReferenced(&e.pointee) {
-                let leaf = e.pointee.unsafelyUnwrapped
-                if !leaf.isFull {
-                    let b = leaf.base
-                    let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
-                    let p = b + (DirtyMap.summaryWords &+ wi)
-                    let old = p.pointee
-                    let new = old & ~(1 &<< (c & 63))
-                    p.pointee = new
-                    // Summary bit of this word off iff the word became zero (branch-free).
-                    let sp = b + (wi &>> 6)
-                    let s = sp.pointee & ~(new == 0 ? 1 &<< UInt64(wi & 63) : 0)
-                    sp.pointee = s
-                    let removed = (old ^ new) &>> (c & 63)
-                    _dirtyCount &-= removed
-                    if s == 0 { dropIfClean(li) }
-                    return removed != 0
-                }
+            let raw = e.pointee.bits
+            if raw > DirtyMap.fullBits && isKnownUniquelyReferenced(&e.pointee.leaf) {
+                let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
+                let p = DirtyMapBits.words(raw) + wi
+                let old = p.pointee
+                let new = old & ~(1 &<< (c & 63))
+                p.pointee = new
+                let removed = (old ^ new) &>> (c & 63)
+                // The word's group loses a non-zero word iff this clear emptied it (branch-free).
+                let g = table.groups(of: li) + (wi &>> 6)
+                let dec = UInt8(truncatingIfNeeded: removed) & (new == 0 ? 1 : 0)
+                let left = g.pointee &- dec
+                g.pointee = left
+                _dirtyCount &-= removed
+                if left == 0 && dec != 0 { dropIfClean(li) }
+                return removed != 0
             }
+            if raw == DirtyMap.cleanBits { return false }
         }
         return clearSlow(c, li)
     }
 
     @usableFromInline mutating func clearSlow(_ c: ChunkIndex, _ li: Int) -> Bool {
-        if table.entries[li] == nil { return false }
-        _ = writableLeaf(li) // expand the all-dirty marker, or copy a shared leaf
+        if table.entries[li].bits == DirtyMap.cleanBits { return false }
+        _ = writableBits(li) // expand the all-dirty marker, or copy a shared leaf
         return clear(c)
     }
 
-    /// Frees leaf `li` if it holds no dirty chunk (so clean leaves cost no memory).
+    /// Drops bitmap leaf `li` if it holds no dirty chunk (so clean leaves cost no memory).
+    /// The table must be uniquely referenced.
     @usableFromInline mutating func dropIfClean(_ li: Int) {
-        if let leaf = table.entries[li], leaf.summaryIsZero { uniqueTable().store(nil, at: li) }
+        if DirtyMapBits.isClean(table.groups(of: li)) { table.store(.clean, at: li) }
     }
 
     /// The table, copied first if shared.
@@ -415,37 +414,43 @@ public struct DirtyMap: Hashable, Sendable {
         return table
     }
 
-    /// Leaf `li` materialised and uniquely owned, ready to write: allocates a clean leaf for an
-    /// empty entry, expands the all-dirty marker, copies a shared leaf. Checks uniqueness
-    /// before binding any local reference, so an unshared leaf is never copied.
-    @usableFromInline mutating func writableLeaf(_ li: Int) -> DirtyMapLeaf {
+    /// The bits of leaf `li` as a bitmap uniquely owned by this map, ready to write: allocates
+    /// a clean leaf for a clean entry, expands the all-dirty marker, copies a shared leaf.
+    /// Checks uniqueness before binding any local reference, so an unshared leaf is never copied.
+    @usableFromInline mutating func writableBits(_ li: Int) -> UnsafeMutablePointer<UInt64> {
         let t = uniqueTable()
+        _ = t.ensureGroups()
         let e = t.entries + li
-        if isKnownUniquelyReferenced(&e.pointee) {
-            let leaf = e.pointee.unsafelyUnwrapped
-            if !leaf.isFull { return leaf }
-        }
-        let fresh: DirtyMapLeaf
-        if let leaf = e.pointee {
-            fresh = leaf.isFull ? DirtyMapLeaf.make(valid: leaf.valid, ones: true) : leaf.copy()
+        let raw = e.pointee.bits
+        if raw > DirtyMap.fullBits && isKnownUniquelyReferenced(&e.pointee.leaf) { return DirtyMapBits.words(raw) }
+        let valid = validBits(li)
+        let leaf: DirtyMapLeaf
+        if raw == DirtyMap.cleanBits {
+            leaf = DirtyMapLeaf.clean(valid: valid)
+            t.groups(of: li).initialize(repeating: 0, count: DirtyMap.groupsPerLeaf)
+        } else if raw == DirtyMap.fullBits {
+            leaf = DirtyMapLeaf.dirty(valid: valid)
+            DirtyMapBits.recount(leaf.bits, t.groups(of: li), leaf.wordCount)
         } else {
-            fresh = DirtyMapLeaf.make(valid: validBits(li), ones: false)
+            leaf = e.pointee.leaf.unsafelyUnwrapped.copy() // group counts unchanged
         }
-        t.store(fresh, at: li)
-        return fresh
+        t.store(DirtyMapEntry(leaf), at: li)
+        return leaf.bits
+    }
+
+    /// Dirty chunks of leaf `li` (O(words) for a bitmap leaf).
+    @usableFromInline func popcount(_ li: Int) -> Int {
+        let raw = table.entries[li].bits
+        if raw == DirtyMap.cleanBits { return 0 }
+        if raw == DirtyMap.fullBits { return validBits(li) }
+        return DirtyMapBits.popcount(DirtyMapBits.words(raw), wordCount(li))
     }
 
     // MARK: whole map and ranges
 
     public mutating func setAll() {
-        let n = leafCount
-        let t = DirtyMapTable.make(leafCount: n)
-        if n > 0 {
-            let full = DirtyMapLeaf.makeFull(valid: DirtyMap.leafBits)
-            for i in 0..<(n - 1) { t.store(full, at: i) }
-            let lastValid = validBits(n - 1)
-            t.store(lastValid == DirtyMap.leafBits ? full : DirtyMapLeaf.makeFull(valid: lastValid), at: n - 1)
-        }
+        let t = DirtyMapTable.make(leafCount: leafCount)
+        for li in 0..<t.leafCount { t.store(.full, at: li) }
         table = t
         _dirtyCount = chunkCount
     }
@@ -466,15 +471,14 @@ public struct DirtyMap: Hashable, Sendable {
             let lo = Int(c - leafStart)
             let hi = Int(min(range.upperBound - leafStart, UInt64(valid)))
             c = leafStart + UInt64(hi)
-            let current = table.entries[li]
-            if let current, current.isFull { continue }
+            if table.entries[li].bits == DirtyMap.fullBits { continue }
             if lo == 0 && hi == valid {
-                _dirtyCount += UInt64(valid - (current?.popcount ?? 0))
-                uniqueTable().store(DirtyMapLeaf.makeFull(valid: valid), at: li)
+                _dirtyCount += UInt64(valid - popcount(li))
+                uniqueTable().store(.full, at: li)
                 continue
             }
-            let leaf = writableLeaf(li)
-            _dirtyCount += UInt64(leaf.apply(lo, hi, ones: true))
+            let w = writableBits(li)
+            _dirtyCount += UInt64(DirtyMapBits.apply(w, table.groups(of: li), lo, hi, ones: true))
         }
     }
 
@@ -489,15 +493,15 @@ public struct DirtyMap: Hashable, Sendable {
             let lo = Int(c - leafStart)
             let hi = Int(min(range.upperBound - leafStart, UInt64(valid)))
             c = leafStart + UInt64(hi)
-            guard let current = table.entries[li] else { continue }
+            if table.entries[li].bits == DirtyMap.cleanBits { continue }
             if lo == 0 && hi == valid {
-                _dirtyCount -= UInt64(current.popcount)
-                uniqueTable().store(nil, at: li)
+                _dirtyCount -= UInt64(popcount(li))
+                uniqueTable().store(.clean, at: li)
                 continue
             }
-            let leaf = writableLeaf(li)
-            _dirtyCount -= UInt64(-leaf.apply(lo, hi, ones: false))
-            if leaf.summaryIsZero { uniqueTable().store(nil, at: li) }
+            let w = writableBits(li)
+            _dirtyCount -= UInt64(-DirtyMapBits.apply(w, table.groups(of: li), lo, hi, ones: false))
+            dropIfClean(li)
         }
     }
 
@@ -514,23 +518,38 @@ public struct DirtyMap: Hashable, Sendable {
     public mutating func formUnion(_ other: DirtyMap) {
         precondition(other.chunkCount == chunkCount,
                      "union of maps of \(other.chunkCount) and \(chunkCount) chunks")
-        if other.table === table { return }
-        var li = 0
-        while let found = other.table.nextOccupied(from: li) {
-            li = found + 1
-            let theirs = other.table.entries[found].unsafelyUnwrapped
-            guard let mine = table.entries[found] else {
-                _dirtyCount += UInt64(theirs.popcount)
-                uniqueTable().store(theirs, at: found)
+        let theirTable = other.table
+        if theirTable === table { return }
+        var next = 0
+        while let li = theirTable.nextOccupied(from: next) {
+            next = li + 1
+            let theirs = theirTable.entries[li]
+            let mine = table.entries[li].bits
+            if mine == DirtyMap.fullBits || mine == theirs.bits { continue }
+            if theirs.bits == DirtyMap.fullBits {
+                _dirtyCount += UInt64(validBits(li) - popcount(li))
+                uniqueTable().store(.full, at: li)
                 continue
             }
-            if mine === theirs || mine.isFull { continue }
-            if theirs.isFull {
-                _dirtyCount += UInt64(theirs.valid - mine.popcount)
-                uniqueTable().store(theirs, at: found)
+            let wc = wordCount(li)
+            if mine == DirtyMap.cleanBits {
+                _dirtyCount += UInt64(DirtyMapBits.popcount(DirtyMapBits.words(theirs.bits), wc))
+                let t = uniqueTable()
+                _ = t.ensureGroups()
+                t.groups(of: li).update(from: theirTable.groups(of: li), count: DirtyMap.groupsPerLeaf)
+                t.store(theirs, at: li) // shared until written
                 continue
             }
-            _dirtyCount += UInt64(writableLeaf(found).formUnion(theirs))
+            let a = writableBits(li), b = DirtyMapBits.words(theirs.bits)
+            let g = table.groups(of: li)
+            var delta = 0
+            for i in 0..<wc {
+                let old = a[i], new = old | b[i]
+                a[i] = new
+                delta &+= new.nonzeroBitCount &- old.nonzeroBitCount
+                if old == 0 && new != 0 { g[i >> 6] += 1 }
+            }
+            _dirtyCount += UInt64(delta)
         }
     }
 
@@ -544,10 +563,12 @@ public struct DirtyMap: Hashable, Sendable {
         var local = Int(c & UInt64(DirtyMap.leafBits - 1))
         while let found = t.nextOccupied(from: li) {
             if found != li { li = found; local = 0 }
-            let leaf = t.entries[li].unsafelyUnwrapped
+            let raw = t.entries[li].bits
             let base = UInt64(li) << DirtyMap.leafShift
-            if leaf.isFull { return base + UInt64(local) }
-            if let bit = leaf.nextSet(from: local) { return base + UInt64(bit) }
+            if raw == DirtyMap.fullBits { return base + UInt64(local) }
+            if let bit = DirtyMapBits.nextSet(DirtyMapBits.words(raw), t.groups(of: li), wordCount(li), from: local) {
+                return base + UInt64(bit)
+            }
             li += 1; local = 0
         }
         return nil
@@ -561,10 +582,12 @@ public struct DirtyMap: Hashable, Sendable {
         var local = Int(c & UInt64(DirtyMap.leafBits - 1))
         while li < t.leafCount {
             let base = UInt64(li) << DirtyMap.leafShift
-            guard let leaf = t.entries[li] else { return base + UInt64(local) }
-            if !leaf.isFull {
-                let bit = leaf.nextClear(from: local)
-                if bit < leaf.valid { return base + UInt64(bit) }
+            let raw = t.entries[li].bits
+            if raw == DirtyMap.cleanBits { return base + UInt64(local) }
+            if raw != DirtyMap.fullBits {
+                let valid = validBits(li)
+                let bit = DirtyMapBits.nextClear(DirtyMapBits.words(raw), wordCount(li), valid, from: local)
+                if bit < valid { return base + UInt64(bit) }
             }
             li += 1; local = 0
         }
@@ -601,82 +624,83 @@ public struct DirtyMap: Hashable, Sendable {
         return out
     }
 
-    /// Number of maximal dirty runs. Cost: the non-zero words of materialised leaves plus one
-    /// step per leaf; it does not allocate.
+    /// Number of maximal dirty runs. Cost: the non-clean 4096-chunk groups of bitmap leaves
+    /// plus one step per leaf; it does not allocate.
     public var runCount: Int {
         let t = table
         var runs = 0
         var prevDirty = false // is the chunk just before the current leaf dirty?
         for li in 0..<t.leafCount {
-            guard let leaf = t.entries[li] else { prevDirty = false; continue }
-            if leaf.isFull {
+            let raw = t.entries[li].bits
+            if raw == DirtyMap.cleanBits { prevDirty = false; continue }
+            if raw == DirtyMap.fullBits {
                 if !prevDirty { runs += 1 }
                 prevDirty = true
                 continue
             }
-            // Count 0->1 transitions over the non-zero words only.
-            let w = leaf.words, s = leaf.summary, wc = leaf.wordCount
+            // Count 0->1 transitions over the non-clean groups only.
+            let w = DirtyMapBits.words(raw), g = t.groups(of: li), wc = wordCount(li)
             var carry: UInt64 = prevDirty ? 1 : 0 // top bit of the word before, as 0/1
             var expect = 0                        // the word whose predecessor `carry` describes
-            for sw in 0..<((wc + 63) >> 6) {
-                var sx = s[sw]
-                while sx != 0 {
-                    let i = (sw << 6) | sx.trailingZeroBitCount
-                    sx &= sx &- 1
-                    if i != expect { carry = 0 } // clean words in between
+            for gi in 0..<DirtyMap.groupsPerLeaf where g[gi] != 0 {
+                let lo = gi << 6, hi = min(lo + 64, wc)
+                if lo != expect { carry = 0 } // clean words in between
+                for i in lo..<hi {
                     let x = w[i]
                     runs += (x & ~((x &<< 1) | carry)).nonzeroBitCount
                     carry = x &>> 63
-                    expect = i + 1
                 }
+                expect = hi
             }
-            prevDirty = (w[wc - 1] &>> UInt64((leaf.valid - 1) & 63)) & 1 != 0
+            prevDirty = (w[wc - 1] &>> UInt64((validBits(li) - 1) & 63)) & 1 != 0
         }
         return runs
     }
 
     // MARK: memory
 
-    /// Heap bytes held by this map (table, occupied bits, leaves), counting 16 bytes of
-    /// allocator overhead per allocation. Leaves shared with copies are counted in full; one
-    /// leaf instance shared by neighbouring entries (the all-dirty marker of `setAll`) once.
+    /// Heap bytes held by this map: table, occupied bits, group counts, leaf owners and bits,
+    /// counting 16 bytes of allocator overhead per allocation (64 for 64-byte-aligned ones).
+    /// Leaves shared with copies of the map are counted in full.
     public var approximateMemoryBytes: Int {
-        let mallocOverhead = 16
-        let objectHeader = 16
+        let mallocOverhead = 16, alignedOverhead = 64
         let t = table
-        var bytes = objectHeader + MemoryLayout<DirtyMapTableHeader>.stride
-            + t.leafCount * MemoryLayout<DirtyMapLeaf?>.stride + mallocOverhead
-        bytes += max(t.occupiedWords, 1) * 8 + mallocOverhead
-        let leafObject = objectHeader + MemoryLayout<DirtyMapLeafHeader>.stride + mallocOverhead
-        var previous: DirtyMapLeaf? = nil
-        var li = 0
-        while let found = t.nextOccupied(from: li) {
-            li = found + 1
-            let leaf = t.entries[found].unsafelyUnwrapped
-            if leaf === previous { continue }
-            previous = leaf
-            bytes += leafObject
-            if !leaf.isFull { bytes += (DirtyMap.allocatedWords(leaf.wordCount) + DirtyMap.alignSlackWords) * 8 }
+        var bytes = 16 + MemoryLayout<DirtyMapTableHeader>.stride
+            + t.leafCount * MemoryLayout<DirtyMapEntry>.stride + mallocOverhead
+        bytes += t.occupiedWords * 8 + mallocOverhead
+        if t.groups != nil { bytes += max(t.leafCount, 1) * DirtyMap.groupsPerLeaf + alignedOverhead }
+        var next = 0
+        while let li = t.nextOccupied(from: next) {
+            next = li + 1
+            if t.entries[li].bits == DirtyMap.fullBits { continue }
+            bytes += 32 + mallocOverhead                      // owner object
+            bytes += wordCount(li) * 8 + alignedOverhead      // bits
         }
         return bytes
     }
 
     // MARK: equality by content
 
+    /// 0 clean, 1 all dirty, 2 otherwise.
+    @usableFromInline func leafKind(_ li: Int) -> Int {
+        let raw = table.entries[li].bits
+        if raw == DirtyMap.cleanBits { return 0 }
+        if raw == DirtyMap.fullBits { return 1 }
+        if DirtyMapBits.isClean(table.groups(of: li)) { return 0 }
+        return DirtyMapBits.isAllDirty(DirtyMapBits.words(raw), wordCount(li), validBits(li)) ? 1 : 2
+    }
+
     public static func == (lhs: DirtyMap, rhs: DirtyMap) -> Bool {
         if lhs.chunkCount != rhs.chunkCount || lhs.dirtyCount != rhs.dirtyCount { return false }
         let a = lhs.table, b = rhs.table
         if a === b { return true }
         for li in 0..<a.leafCount {
-            let x = a.entries[li], y = b.entries[li]
-            if x === y { continue }
-            switch (x, y) {
-            case (nil, nil): continue
-            case (nil, let l?), (let l?, nil): if !l.summaryIsZero { return false }
-            case (let l?, let m?):
-                if l.isFull || m.isFull {
-                    if !(l.isAllDirty && m.isAllDirty) { return false }
-                } else if !l.sameWords(as: m) { return false }
+            let x = a.entries[li].bits, y = b.entries[li].bits
+            if x == y { continue }
+            let k = lhs.leafKind(li)
+            if k != rhs.leafKind(li) { return false }
+            if k == 2 && !DirtyMapBits.same(DirtyMapBits.words(x), DirtyMapBits.words(y), lhs.wordCount(li)) {
+                return false
             }
         }
         return true
@@ -685,13 +709,13 @@ public struct DirtyMap: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) {
         hasher.combine(chunkCount)
         hasher.combine(dirtyCount)
-        let t = table
-        for li in 0..<t.leafCount {
-            // Canonical form per leaf: 0 clean, 1 all dirty, 2 + bits otherwise.
-            guard let leaf = t.entries[li], !leaf.summaryIsZero else { hasher.combine(0 as UInt8); continue }
-            if leaf.isAllDirty { hasher.combine(1 as UInt8); continue }
-            hasher.combine(2 as UInt8)
-            hasher.combine(bytes: UnsafeRawBufferPointer(start: leaf.words, count: leaf.wordCount * 8))
+        for li in 0..<leafCount {
+            let k = leafKind(li)
+            hasher.combine(UInt8(k))
+            if k == 2 {
+                hasher.combine(bytes: UnsafeRawBufferPointer(start: DirtyMapBits.words(table.entries[li].bits),
+                                                             count: wordCount(li) * 8))
+            }
         }
     }
 
