@@ -464,13 +464,33 @@ extension Node {
             return fail(job.token, .EINVAL, "size \(job.sizeSectors) does not match mapped_size \(size) of member \(m)")
         }
         if !job.mappedAnswers.isEmpty && !job.unmappedAnswers.isEmpty {
-            deviceJobs[id] = nil
-            return fail(job.token, .EINVAL, "members \(job.mappedAnswers.map(String.init).joined(separator: " ")) are mapped but \(job.unmappedAnswers.map(String.init).joined(separator: " ")) are not; the unmapped ones may have missed IO")
+            // Mixed. The reference refuses because an unmapped leg may have missed IO. A leg that
+            // is NORMAL here cannot have: it became NORMAL through a create-mode enable (fully
+            // dirty) or a map update, so its dirty map covers everything it missed (a leg added
+            // while the device was unmapped). Such legs are mapped now; any other is refused.
+            let notNormal = job.unmappedAnswers.filter { m in
+                guard let l = clientPools[p].legIndex(member: m) else { return true }
+                return clientPools[p].legs[l].state != .normal
+            }
+            guard notNormal.isEmpty else {
+                deviceJobs[id] = nil
+                return fail(job.token, .EINVAL, "members \(job.mappedAnswers.map(String.init).joined(separator: " ")) are mapped but \(notNormal.map(String.init).joined(separator: " ")) are not and not normal; they may have missed IO")
+            }
         }
-        if !job.mappedAnswers.isEmpty {
+        if !job.mappedAnswers.isEmpty && job.unmappedAnswers.isEmpty {
             // Re-map after a client restart: the mapped legs suffice.
             deviceJobs[id] = nil
             return createDevice(p, sizeSectors: job.sizeSectors, token: job.token)
+        }
+        if !job.mappedAnswers.isEmpty {
+            job.sendingMap = true
+            job.waitingOn = job.unmappedAnswers
+            deviceJobs[id] = job
+            for m in job.unmappedAnswers {
+                let leg = clientPools[p].legs[clientPools[p].legIndex(member: m)!]
+                sendRequest(.user(.map(mappedSectors: job.sizeSectors)), pool: job.pool, to: leg.address, kind: .deviceMap(job: id, member: m))
+            }
+            return
         }
         // First-time map: every leg must answer, then each records MAPPED.
         let missing = clientPools[p].legs.filter { !$0.isSync && ($0.member == 0 || !job.unmappedAnswers.contains($0.member)) }

@@ -1,1 +1,86 @@
-func runSimBench(_ args: [String]) { print("sim bench: not yet") }
+#if canImport(Glibc)
+import Glibc
+#endif
+import RMRCore
+import RMRSim
+
+// rmr-bench sim [--seconds N]
+//   (a) core events (Node.apply calls) per wall second under a continuous 4 KiB random-write
+//       workload on the demo cluster (client + 2 storage nodes), target >= 1,000,000/s;
+//   (b) simulated-to-wall time ratio of the recovery-heavy demo scenario (storage-node crash
+//       during writes, resync, compute-client crash, reassembly), target >= 1000x.
+
+private func wallNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+private func fmt(_ v: Double, _ decimals: Int = 1) -> String {
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let r = Int64(v * scale + 0.5)
+    let whole = r / Int64(scale), frac = r % Int64(scale)
+    if decimals == 0 { return String(whole) }
+    let f = String(frac)
+    return "\(whole).\(String(repeating: "0", count: decimals - f.count))\(f)"
+}
+
+/// Runs the demo's bring-up and returns the runner with brmr0 mapped.
+private func bringUp(hashing: Bool, verify: Bool) -> ScenarioRunner? {
+    var kept: [Substring] = []
+    for line in demoScenarioText.split(separator: "\n", omittingEmptySubsequences: false) {
+        if line.hasPrefix("note --- running") { break }
+        kept.append(line)
+    }
+    let text = kept.joined(separator: "\n")
+    guard case .success(let s) = Scenario.parse(text: text, file: "bench-bringup") else { return nil }
+    var o = RunOptions(seed: 1)
+    o.hashing = hashing
+    o.config.nodeOptions.verify = verify
+    let r = ScenarioRunner(scenario: s, options: o)
+    guard r.run().passed else { return nil }
+    return r
+}
+
+private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool) -> (events: UInt64, wall: Double, ios: UInt64)? {
+    guard let r = bringUp(hashing: hashing, verify: verify) else { return nil }
+    let w = r.world
+    var spec = WorkloadSpec(name: "bench", host: "pserver", device: "brmr0")
+    spec.pattern = .randwrite
+    spec.blockBytes = 4096
+    spec.iodepth = 32
+    spec.sizeBytes = 100 << 20
+    let load = w.startWorkload(spec)
+    let e0 = w.coreEvents, t0 = wallNanos()
+    w.run(until: w.now + virtualSeconds * 1_000_000_000)
+    let t1 = wallNanos()
+    if let f = w.failure { print("  run failed: \(f.message)"); return nil }
+    return (w.coreEvents - e0, Double(t1 - t0) / 1e9, load.completed)
+}
+
+func runSimBench(_ args: [String]) {
+    var seconds: UInt64 = 2
+    if let i = args.firstIndex(of: "--seconds"), i + 1 < args.count, let s = UInt64(args[i + 1]) { seconds = s }
+    print("rmr-bench sim: one core, release build recommended (swift build -c release)")
+
+    for (hashing, verify) in [(true, true), (false, true), (false, false)] {
+        guard let (events, wall, ios) = eventsPerSecond(virtualSeconds: seconds, hashing: hashing, verify: verify) else {
+            print("(a) could not bring up the demo cluster")
+            return
+        }
+        let rate = Double(events) / wall
+        print("(a) 4 KiB randwrite iodepth 32, \(seconds) s virtual, trace hash \(hashing ? "on " : "off"), core verify \(verify ? "on " : "off"): "
+              + "\(events) core events, \(ios) IOs in \(fmt(wall, 2)) s wall = \(fmt(rate, 0)) events/s "
+              + "(target >= 1000000/s: \(rate >= 1_000_000 ? "met" : "NOT met"))")
+    }
+
+    guard case .success(let demo) = Scenario.parse(text: demoScenarioText, file: "demo") else { return }
+    let t0 = wallNanos()
+    let r = ScenarioRunner(scenario: demo, options: RunOptions(seed: 1)).run()
+    let wall = Double(wallNanos() - t0) / 1e9
+    let ratio = Double(r.virtualNanos) / 1e9 / wall
+    print("(b) recovery-heavy demo scenario (\(r.passed ? "passed" : "FAILED")): \(formatTime(r.virtualNanos)) virtual in "
+          + "\(fmt(wall, 2)) s wall = \(fmt(ratio, 0))x, \(r.coreEvents) core events "
+          + "(target >= 1000x: \(ratio >= 1000 ? "met" : "NOT met"))")
+}

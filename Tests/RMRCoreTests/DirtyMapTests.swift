@@ -78,7 +78,10 @@ private func checkAgainstModel(_ m: DirtyMap, _ model: ModelMap, _ rng: inout Sp
     #expect(m.runCount == runs.count, sourceLocation: sourceLocation)
     let first = m.firstDirty(limit: 50)
     var expectFirst: [UInt64] = []
-    for r in runs { for c in r.start..<r.end where expectFirst.count < 50 { expectFirst.append(c) } }
+    for r in runs where expectFirst.count < 50 {
+        var c = r.start
+        while c < r.end && expectFirst.count < 50 { expectFirst.append(c); c += 1 }
+    }
     #expect(first == expectFirst, sourceLocation: sourceLocation)
     for _ in 0..<20 {
         let c = interestingIndex(&rng, model.chunkCount)
@@ -377,12 +380,18 @@ private func randomOps(chunkCount n: UInt64, ops: Int, checkEvery: Int, seed: UI
     #expect(m.nextDirty(from: 0) == n - 1)
     #expect(m.firstDirty(limit: 50) == [n - 1])
     #expect(m.runs() == [ChunkRun(start: n - 1, count: 1)])
-    // One materialised leaf costs about 32 KiB.
-    let oneLeaf = m.approximateMemoryBytes - DirtyMap(chunkCount: n).approximateMemoryBytes
-    #expect(oneLeaf >= 32 * 1024 && oneLeaf <= 33 * 1024)
-    let cleared = m.clear(n - 1)
-    #expect(cleared)
-    #expect(m.approximateMemoryBytes == DirtyMap(chunkCount: n).approximateMemoryBytes)
+    // The first bitmap leaf costs its 32 KiB of bits plus the dense search counts (64 bytes
+    // per leaf: 128 KiB here); each further one about 32 KiB.
+    let empty = DirtyMap(chunkCount: n).approximateMemoryBytes
+    let oneLeaf = m.approximateMemoryBytes - empty
+    #expect(oneLeaf >= 160 * 1024 && oneLeaf <= 161 * 1024)
+    m.set(0)
+    let secondLeaf = m.approximateMemoryBytes - empty - oneLeaf
+    #expect(secondLeaf >= 32 * 1024 && secondLeaf <= 33 * 1024)
+    // Clearing the last dirty chunk of a leaf frees it; the last one frees the counts too.
+    let cleared = m.clear(n - 1), clearedFirst = m.clear(0)
+    #expect(cleared && clearedFirst)
+    #expect(m.approximateMemoryBytes == empty)
 }
 
 @Test func dirtyMapOutOfRangeIsAPreconditionFailure() async {
@@ -394,4 +403,73 @@ private func randomOps(chunkCount n: UInt64, ops: Int, checkEvery: Int, seed: UI
         let m = DirtyMap(chunkCount: 10)
         _ = m.isDirty(10)
     }
+}
+
+@Test func dirtyMapDivergingCopiesAgainstModels() {
+    // Copies of one map (sharing table and leaves) diverge through random operations, unions
+    // with each other included; each must keep matching its own model.
+    let n = 3 * leaf + 100
+    var rng = SplitMix64(seed: 77)
+    var maps: [DirtyMap] = [DirtyMap(chunkCount: n)]
+    var models: [ModelMap] = [ModelMap(n)]
+    for step in 0..<600 {
+        let i = Int(rng.next(below: UInt64(maps.count)))
+        switch rng.next(below: 100) {
+        case 0..<10 where maps.count < 5:
+            maps.append(maps[i]); models.append(models[i])
+        case 10..<15:
+            let j = Int(rng.next(below: UInt64(maps.count)))
+            maps[i].formUnion(maps[j])
+            for r in models[j].runs { models[i].setRange(r.start..<r.end) }
+        case 15..<25:
+            let r = randomRange(&rng, n)
+            maps[i].setRange(r); models[i].setRange(r)
+        case 25..<32:
+            let r = randomRange(&rng, n)
+            maps[i].clearRange(r); models[i].clearRange(r)
+        case 32..<60:
+            let c = interestingIndex(&rng, n)
+            let got = maps[i].set(c), want = models[i].set(c)
+            #expect(got == want, "set \(c) step \(step)")
+        default:
+            let c = interestingIndex(&rng, n)
+            let got = maps[i].clear(c), want = models[i].clear(c)
+            #expect(got == want, "clear \(c) step \(step)")
+        }
+        if step % 100 == 99 {
+            for k in maps.indices { checkAgainstModel(maps[k], models[k], &rng) }
+        }
+    }
+    for k in maps.indices { checkAgainstModel(maps[k], models[k], &rng) }
+}
+
+@Test func dirtyMapCopiesMutatedConcurrently() async {
+    // Copies handed to other tasks share storage; each task's writes stay its own.
+    let n = 2 * leaf + 10
+    var base = DirtyMap(chunkCount: n)
+    base.setRange(100..<5000)
+    base.set(leaf + 3)
+    let shared = base
+    let results = await withTaskGroup(of: (Int, [ChunkRun]).self) { group in
+        for t in 0..<4 {
+            group.addTask {
+                var m = shared
+                for k in 0..<2000 { m.set(UInt64(t * 10_000 + 20_000 + k)) }
+                m.clear(100 + UInt64(t))
+                return (t, m.runs())
+            }
+        }
+        var out: [(Int, [ChunkRun])] = []
+        for await r in group { out.append(r) }
+        return out.sorted { $0.0 < $1.0 }
+    }
+    for (t, runs) in results {
+        var model = ModelMap(n)
+        model.setRange(100..<5000); _ = model.set(leaf + 3)
+        model.setRange(UInt64(t * 10_000 + 20_000)..<UInt64(t * 10_000 + 22_000))
+        _ = model.clear(100 + UInt64(t))
+        #expect(runs == model.runs, "task \(t)")
+    }
+    #expect(shared == base)
+    #expect(shared.runs() == [ChunkRun(start: 100, count: 4900), ChunkRun(start: leaf + 3, count: 1)])
 }

@@ -1,0 +1,190 @@
+import RMRCore
+
+// The reference model a workload checks reads against (per 512-byte sector of one device).
+//
+// Every written sector carries (LBA, version) in its first 24 bytes; versions come from one
+// counter per device and only increase. A read of a sector may return:
+//   * the version of the last write acknowledged before the read started,
+//   * any version of a write that was in flight at some point during the read,
+//   * any indeterminate version (a write that failed or was cut off by a client crash) issued
+//     after the last acknowledged one, until a newer write is acknowledged.
+// Version 0 means never written (all zeros).
+
+public struct DataViolation: Sendable, CustomStringConvertible {
+    public var device: String
+    public var sector: UInt64
+    public var expected: [UInt64]
+    public var actual: UInt64
+    public var actualLBA: UInt64
+    public var detail: String
+    public var description: String {
+        "data violation on \(device) sector \(sector) (byte \(sector * 512), 4k block \(sector / 8)): "
+            + "expected version \(expected.map(String.init).joined(separator: " or ")), read version \(actual)"
+            + (actualLBA != sector ? " from LBA \(actualLBA)" : "") + (detail.isEmpty ? "" : " (\(detail))")
+    }
+}
+
+public enum SectorPattern {
+    static let magic: UInt64 = 0x524d_5253_494d_0001  // "RMRSIM" + 1
+
+    /// Data for `count` sectors starting at `lba`, all with `version`.
+    public static func make(lba: UInt64, sectors: UInt64, version: UInt64) -> [UInt8] {
+        var out = [UInt8](repeating: UInt8(truncatingIfNeeded: version), count: Int(sectors * 512))
+        out.withUnsafeMutableBytes { raw in
+            for i in 0..<Int(sectors) {
+                let base = i * 512
+                raw.storeBytes(of: (lba + UInt64(i)).littleEndian, toByteOffset: base, as: UInt64.self)
+                raw.storeBytes(of: version.littleEndian, toByteOffset: base + 8, as: UInt64.self)
+                raw.storeBytes(of: (magic ^ version ^ (lba + UInt64(i))).littleEndian, toByteOffset: base + 16, as: UInt64.self)
+            }
+        }
+        return out
+    }
+
+    /// (lba, version) of one sector; version 0 for an all-zero sector; nil if unrecognisable.
+    public static func decode(_ data: UnsafeRawBufferPointer, at base: Int) -> (lba: UInt64, version: UInt64)? {
+        let lba = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: base, as: UInt64.self))
+        let version = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: base + 8, as: UInt64.self))
+        let check = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: base + 16, as: UInt64.self))
+        if lba == 0 && version == 0 && check == 0 {
+            for i in 0..<512 where data[base + i] != 0 { return nil }
+            return (0, 0)
+        }
+        guard check == magic ^ version ^ lba else { return nil }
+        let fill = UInt8(truncatingIfNeeded: version)
+        for i in 24..<512 where data[base + i] != fill { return nil }
+        return (lba, version)
+    }
+}
+
+public final class DataModel {
+    public let device: String
+    public let sectors: UInt64
+    public private(set) var nextVersion: UInt64 = 1
+    private var acked: [UInt64]
+    private var indeterminate: [UInt64: [UInt64]] = [:]
+    private var inflightWrites: [UInt64: (first: UInt64, count: UInt64, version: UInt64)] = [:]
+    private var inflightReads: [UInt64: (first: UInt64, count: UInt64, allowed: [[UInt64]])] = [:]
+    public private(set) var writesAcked: UInt64 = 0
+    public private(set) var writesFailed: UInt64 = 0
+    public private(set) var sectorsVerified: UInt64 = 0
+    /// Sectors ever written (acked or indeterminate), for the final verification pass.
+    private var touched: [Bool]
+
+    public init(device: String, sectors: UInt64) {
+        self.device = device
+        self.sectors = sectors
+        acked = Array(repeating: 0, count: Int(sectors))
+        touched = Array(repeating: false, count: Int(sectors))
+    }
+
+    /// Starts a write; returns the data to send.
+    public func beginWrite(tag: UInt64, firstSector: UInt64, count: UInt64) -> [UInt8] {
+        let version = nextVersion
+        nextVersion += 1
+        inflightWrites[tag] = (firstSector, count, version)
+        // Reads in flight over these sectors may now see this version.
+        for key in inflightReads.keys.sorted() {
+            var r = inflightReads[key]!
+            let lo = max(r.first, firstSector), hi = min(r.first + r.count, firstSector + count)
+            guard lo < hi else { continue }
+            for s in lo..<hi { r.allowed[Int(s - r.first)].append(version) }
+            inflightReads[key] = r
+        }
+        for s in firstSector..<(firstSector + count) { touched[Int(s)] = true }
+        return SectorPattern.make(lba: firstSector, sectors: count, version: version)
+    }
+
+    public func endWrite(tag: UInt64, ok: Bool) {
+        guard let w = inflightWrites.removeValue(forKey: tag) else { return }
+        if ok {
+            writesAcked += 1
+            for s in w.first..<(w.first + w.count) {
+                if w.version > acked[Int(s)] { acked[Int(s)] = w.version }
+                if var list = indeterminate[s] {
+                    list.removeAll { $0 < w.version }
+                    indeterminate[s] = list.isEmpty ? nil : list
+                }
+            }
+        } else {
+            writesFailed += 1
+            for s in w.first..<(w.first + w.count) where w.version > acked[Int(s)] {
+                indeterminate[s, default: []].append(w.version)
+            }
+        }
+    }
+
+    public func beginRead(tag: UInt64, firstSector: UInt64, count: UInt64) {
+        var allowed: [[UInt64]] = []
+        allowed.reserveCapacity(Int(count))
+        for s in firstSector..<(firstSector + count) {
+            var a = [acked[Int(s)]]
+            if let ind = indeterminate[s] { a.append(contentsOf: ind) }
+            allowed.append(a)
+        }
+        for key in inflightWrites.keys.sorted() {
+            let w = inflightWrites[key]!
+            let lo = max(w.first, firstSector), hi = min(w.first + w.count, firstSector + count)
+            guard lo < hi else { continue }
+            for s in lo..<hi { allowed[Int(s - firstSector)].append(w.version) }
+        }
+        inflightReads[tag] = (firstSector, count, allowed)
+    }
+
+    /// Checks a completed read; nil if every sector is allowed.
+    public func endRead(tag: UInt64, data: [UInt8]?) -> DataViolation? {
+        guard let r = inflightReads.removeValue(forKey: tag) else { return nil }
+        guard let data else { return nil }  // a failed read says nothing about the data
+        guard UInt64(data.count) == r.count * 512 else {
+            return DataViolation(device: device, sector: r.first, expected: r.allowed.first ?? [], actual: 0, actualLBA: r.first,
+                                 detail: "read returned \(data.count) bytes for \(r.count * 512)")
+        }
+        return data.withUnsafeBytes { raw -> DataViolation? in
+            for i in 0..<Int(r.count) {
+                let lba = r.first + UInt64(i)
+                guard let (gotLBA, version) = SectorPattern.decode(raw, at: i * 512) else {
+                    return DataViolation(device: device, sector: lba, expected: r.allowed[i], actual: 0, actualLBA: lba,
+                                         detail: "sector content is not a workload pattern")
+                }
+                if version == 0 {
+                    if !r.allowed[i].contains(0) {
+                        return DataViolation(device: device, sector: lba, expected: r.allowed[i], actual: 0, actualLBA: lba, detail: "zeros")
+                    }
+                    continue
+                }
+                if gotLBA != lba || !r.allowed[i].contains(version) {
+                    return DataViolation(device: device, sector: lba, expected: r.allowed[i], actual: version, actualLBA: gotLBA, detail: "")
+                }
+            }
+            sectorsVerified += r.count
+            return nil
+        }
+    }
+
+    /// The client died: its in-flight writes become indeterminate, its reads are forgotten.
+    public func clientCrashed() {
+        for key in inflightWrites.keys.sorted() { endWrite(tag: key, ok: false) }
+        inflightReads.removeAll()
+    }
+
+    /// Every aligned `regionSectors` region that holds a written sector, ascending.
+    public func writtenRegions(regionSectors: UInt64) -> [UInt64] {
+        var out: [UInt64] = []
+        var s: UInt64 = 0
+        while s < sectors {
+            let end = min(s + regionSectors, sectors)
+            var any = false
+            for i in s..<end where touched[Int(i)] { any = true; break }
+            if any { out.append(s) }
+            s = end
+        }
+        return out
+    }
+
+    public func hasWriteInFlight(overlapping first: UInt64, count: UInt64) -> Bool {
+        for (_, w) in inflightWrites where w.first < first + count && first < w.first + w.count { return true }
+        return false
+    }
+
+    public var inflightCount: Int { inflightWrites.count + inflightReads.count }
+}

@@ -1,0 +1,101 @@
+// The simulator's agenda: a binary min-heap ordered by (virtual time, sequence number).
+//
+// Two events at the same instant pop in the order they were pushed (the sequence number is a
+// global counter), so a run never depends on how the heap happens to break ties. Payloads live
+// in a slot array beside the heap; the heap itself moves only 24-byte keys.
+
+public struct EventQueue<Payload> {
+    struct Key {
+        var time: UInt64
+        var seq: UInt64
+        var slot: Int
+        @inline(__always) static func before(_ a: Key, _ b: Key) -> Bool {
+            a.time < b.time || (a.time == b.time && a.seq < b.seq)
+        }
+    }
+
+    private var heap: [Key] = []
+    private var slots: [Payload?] = []
+    private var freeSlots: [Int] = []
+    /// The sequence number the next push receives.
+    public private(set) var nextSequence: UInt64 = 0
+
+    public init() {}
+
+    public var count: Int { heap.count }
+    public var isEmpty: Bool { heap.isEmpty }
+    /// Time of the earliest event, if any.
+    public var earliestTime: UInt64? { heap.first?.time }
+
+    /// Adds `payload` at `time`; returns its sequence number.
+    @discardableResult
+    public mutating func push(at time: UInt64, _ payload: Payload) -> UInt64 {
+        let slot: Int
+        if let s = freeSlots.popLast() {
+            slots[s] = payload
+            slot = s
+        } else {
+            slot = slots.count
+            slots.append(payload)
+        }
+        let seq = nextSequence
+        nextSequence += 1
+        heap.append(Key(time: time, seq: seq, slot: slot))
+        siftUp(heap.count - 1)
+        return seq
+    }
+
+    /// Removes and returns the earliest event (lowest time, then lowest sequence number).
+    public mutating func pop() -> (time: UInt64, seq: UInt64, payload: Payload)? {
+        guard let top = heap.first else { return nil }
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            siftDown(0)
+        }
+        let payload = slots[top.slot].take()!
+        freeSlots.append(top.slot)
+        return (top.time, top.seq, payload)
+    }
+
+    public mutating func removeAll() {
+        heap.removeAll()
+        slots.removeAll()
+        freeSlots.removeAll()
+    }
+
+    private mutating func siftUp(_ start: Int) {
+        var i = start
+        let key = heap[i]
+        while i > 0 {
+            let parent = (i - 1) >> 1
+            if Key.before(key, heap[parent]) {
+                heap[i] = heap[parent]
+                i = parent
+            } else {
+                break
+            }
+        }
+        heap[i] = key
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var i = start
+        let key = heap[i]
+        let n = heap.count
+        while true {
+            let left = 2 * i + 1
+            if left >= n { break }
+            var child = left
+            let right = left + 1
+            if right < n && Key.before(heap[right], heap[left]) { child = right }
+            if Key.before(heap[child], key) {
+                heap[i] = heap[child]
+                i = child
+            } else {
+                break
+            }
+        }
+        heap[i] = key
+    }
+}

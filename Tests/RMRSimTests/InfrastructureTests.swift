@@ -1,0 +1,297 @@
+import Testing
+import RMRCore
+@testable import RMRSim
+
+@Suite struct EventQueueTests {
+    @Test func popsInTimeOrder() {
+        var q = EventQueue<Int>()
+        let times: [UInt64] = [50, 10, 40, 10, 30, 0, 99, 10]
+        for (i, t) in times.enumerated() { q.push(at: t, i) }
+        var last: UInt64 = 0
+        var popped: [Int] = []
+        while let e = q.pop() {
+            #expect(e.time >= last)
+            last = e.time
+            popped.append(e.payload)
+        }
+        #expect(popped.count == times.count)
+        #expect(q.isEmpty)
+    }
+
+    @Test func tiesBreakInPushOrder() {
+        var q = EventQueue<Int>()
+        for i in 0..<100 { q.push(at: 7, i) }
+        q.push(at: 3, -1)
+        #expect(q.pop()?.payload == -1)
+        var got: [Int] = []
+        while let e = q.pop() { got.append(e.payload) }
+        #expect(got == Array(0..<100))
+    }
+
+    @Test func interleavedPushPopMatchesSortedOrder() {
+        var q = EventQueue<UInt64>()
+        var r = WorldRandom(seed: 9)
+        var reference: [(UInt64, UInt64)] = []  // (time, seq)
+        var out: [(UInt64, UInt64)] = []
+        for round in 0..<2000 {
+            let t = r.below(50)
+            let seq = q.push(at: t, UInt64(round))
+            reference.append((t, seq))
+            if r.below(3) == 0, let e = q.pop() { out.append((e.time, e.seq)) }
+        }
+        while let e = q.pop() { out.append((e.time, e.seq)) }
+        #expect(out.count == reference.count)
+        #expect(Set(out.map(\.1)).count == out.count)
+        // Replay against a naive sorted list: every pop must be its minimum.
+        var q2 = EventQueue<UInt64>()
+        var naive: [(UInt64, UInt64)] = []
+        var r2 = WorldRandom(seed: 9)
+        for round in 0..<2000 {
+            let t = r2.below(50)
+            let seq = q2.push(at: t, UInt64(round))
+            naive.append((t, seq))
+            if r2.below(3) == 0, let e = q2.pop() {
+                let m = naive.enumerated().min { ($0.1.0, $0.1.1) < ($1.1.0, $1.1.1) }!
+                #expect(e.time == m.1.0 && e.seq == m.1.1)
+                naive.remove(at: m.0)
+            }
+        }
+    }
+}
+
+@Suite struct RandomTests {
+    @Test func sameSeedSameSequence() {
+        var a = WorldRandom(seed: 42), b = WorldRandom(seed: 42)
+        for _ in 0..<1000 { #expect(a.next() == b.next()) }
+    }
+
+    @Test func differentSeedsDiffer() {
+        var a = WorldRandom(seed: 1), b = WorldRandom(seed: 2)
+        #expect((0..<10).map { _ in a.next() } != (0..<10).map { _ in b.next() })
+    }
+
+    @Test func subSeedsAreStableAndDistinct() {
+        #expect(WorldRandom.subSeed(7, "network") == WorldRandom.subSeed(7, "network"))
+        #expect(WorldRandom.subSeed(7, "network") != WorldRandom.subSeed(7, "disk"))
+        #expect(WorldRandom.subSeed(7, "network") != WorldRandom.subSeed(8, "network"))
+    }
+
+    @Test func rangesStayInBounds() {
+        var r = WorldRandom(seed: 3)
+        for _ in 0..<1000 {
+            let v = r.inRange(5, 9)
+            #expect(v >= 5 && v <= 9)
+            #expect(r.below(10) < 10)
+        }
+        #expect(r.below(0) == 0)
+    }
+
+    @Test func fnvKnownValues() {
+        #expect(FNV1a64.hash("") == 0xcbf2_9ce4_8422_2325)
+        #expect(FNV1a64.hash("a") == 0xaf63_dc4c_8601_ec8c)
+        var h = FNV1a64()
+        h.put(UInt64(1234))
+        #expect(h.value == FNV1a64.hash("1234"))
+    }
+}
+
+@Suite struct NetworkTests {
+    @Test func deliveryIsFIFOPerDirectionDespiteJitter() {
+        var n = Network(seed: 5)
+        n.defaults = LinkParameters(latencyNanos: 1000, jitterNanos: 5000)
+        var last: UInt64 = 0
+        for i in 0..<1000 {
+            let t = n.arrivalTime(from: 0, to: 1, bytes: 100, now: UInt64(i) * 10)!
+            #expect(t >= last)
+            #expect(t >= UInt64(i) * 10 + 1000)
+            last = t
+        }
+    }
+
+    @Test func downDirectionDropsAndOtherDirectionStillWorks() {
+        var n = Network(seed: 5)
+        n.setUp(from: 0, to: 1, false)
+        #expect(n.arrivalTime(from: 0, to: 1, bytes: 10, now: 0) == nil)
+        #expect(n.arrivalTime(from: 1, to: 0, bytes: 10, now: 0) != nil)
+        #expect(!n.isConnected(0, 1))
+        n.setAllUp()
+        #expect(n.isConnected(0, 1))
+    }
+
+    @Test func bandwidthSerialisesMessages() {
+        var n = Network(seed: 5)
+        n.defaults = LinkParameters(latencyNanos: 0, jitterNanos: 0, bandwidthBytesPerSecond: 1_000_000_000)
+        let a = n.arrivalTime(from: 0, to: 1, bytes: 4096, now: 0)!
+        let b = n.arrivalTime(from: 0, to: 1, bytes: 4096, now: 0)!
+        #expect(a == 4096)
+        #expect(b == 8192)
+    }
+}
+
+@Suite struct DiskTests {
+    func pattern(_ v: UInt8, _ sectors: Int) -> [UInt8] { [UInt8](repeating: v, count: sectors * 512) }
+
+    @Test func sparseReadsAndWrites() {
+        let d = SimDisk(name: "/dev/sda", sizeSectors: 1000)
+        #expect(d.read(offset: 0, length: 4096) == [UInt8](repeating: 0, count: 4096))
+        d.write(offset: 512, data: pattern(7, 2))
+        let r = d.read(offset: 0, length: 2048)
+        #expect(r[0..<512].allSatisfy { $0 == 0 })
+        #expect(r[512..<1536].allSatisfy { $0 == 7 })
+        #expect(r[1536..<2048].allSatisfy { $0 == 0 })
+        // Across a page boundary.
+        d.write(offset: 4096 - 512, data: pattern(9, 2))
+        #expect(d.read(offset: 4096 - 512, length: 1024).allSatisfy { $0 == 9 })
+        #expect(d.writtenPages == [0, 1])
+        // A page of zeros is stored as absent.
+        d.write(offset: 4096, data: pattern(0, 8))
+        #expect(d.writtenPages == [0])
+    }
+
+    @Test func completedWritesSurviveACrash() {
+        let d = SimDisk(name: "/dev/sda", sizeSectors: 1000)
+        d.beginWrite(id: 1, offset: 0, data: pattern(1, 8))
+        #expect(d.completeWrite(id: 1))
+        var r = WorldRandom(seed: 1)
+        d.crash(random: &r)
+        #expect(d.read(offset: 0, length: 4096).allSatisfy { $0 == 1 })
+    }
+
+    @Test func pendingWritesAreLostOrTornToASectorPrefix() {
+        var sawLost = false, sawTorn = false, sawWhole = false
+        for seed in UInt64(0)..<64 {
+            let d = SimDisk(name: "/dev/sda", sizeSectors: 1000)
+            d.beginWrite(id: 1, offset: 0, data: pattern(5, 8))
+            var r = WorldRandom(seed: seed)
+            let report = d.crash(random: &r)
+            #expect(report.writes.count == 1)
+            let landed = Int(report.writes[0].landed)
+            let data = d.read(offset: 0, length: 4096)
+            #expect(data[0..<(landed * 512)].allSatisfy { $0 == 5 })
+            #expect(data[(landed * 512)...].allSatisfy { $0 == 0 })
+            if landed == 0 { sawLost = true } else if landed == 8 { sawWhole = true } else { sawTorn = true }
+            #expect(d.pendingWriteCount == 0)
+            #expect(!d.completeWrite(id: 1))  // its completion never arrives
+        }
+        #expect(sawLost && sawTorn && sawWhole)
+    }
+
+    @Test func metadataAppliesOnCompletionAndPendingIsLostAtCrash() {
+        let d = SimDisk(name: "/dev/sda", sizeSectors: 409600)
+        let state = DurablePoolState(poolName: "p", poolUUID: PoolUUID(high: 1, low: 2), member: 42, chunkBytes: 131072,
+                                     mappedSectors: 204800, deviceSectors: 409600)
+        d.beginMetadata(id: 1, .format(state))
+        #expect(d.metadata == nil)
+        d.completeMetadata(id: 1)
+        #expect(d.metadata == state)
+        d.beginMetadata(id: 2, .persist(PersistRecord([.setDirty(member: 43, chunks: [3, 5])])))
+        d.completeMetadata(id: 2)
+        #expect(d.metadata?.map(for: 43)?.dirtyCount == 2)
+        d.beginMetadata(id: 3, .persist(PersistRecord([.setDirty(member: 43, chunks: [7])])))
+        d.beginMetadata(id: 4, .wipe)
+        var r = WorldRandom(seed: 1)
+        let report = d.crash(random: &r)
+        #expect(report.lostMetadataOperations == 2)
+        #expect(d.metadata?.map(for: 43)?.dirtyCount == 2)
+        d.beginMetadata(id: 5, .wipe)
+        d.completeMetadata(id: 5)
+        #expect(d.metadata == nil)
+    }
+
+    @Test func injectedErrors() {
+        let d = SimDisk(name: "/dev/sda", sizeSectors: 100)
+        d.failNext = 2
+        #expect(d.takeInjectedError(at: 0))
+        #expect(d.takeInjectedError(at: 0))
+        #expect(!d.takeInjectedError(at: 0))
+        d.failUntil = 100
+        #expect(d.takeInjectedError(at: 99))
+        #expect(!d.takeInjectedError(at: 100))
+    }
+}
+
+@Suite struct DataModelTests {
+    @Test func patternRoundTrips() {
+        let data = SectorPattern.make(lba: 80, sectors: 8, version: 12345)
+        data.withUnsafeBytes { raw in
+            for i in 0..<8 {
+                let d = SectorPattern.decode(raw, at: i * 512)
+                #expect(d?.lba == 80 + UInt64(i))
+                #expect(d?.version == 12345)
+            }
+        }
+        let zeros = [UInt8](repeating: 0, count: 512)
+        zeros.withUnsafeBytes { #expect(SectorPattern.decode($0, at: 0)?.version == 0) }
+    }
+
+    @Test func readMustReturnLastAcknowledgedWrite() {
+        let m = DataModel(device: "brmr0", sectors: 64)
+        let v1 = m.beginWrite(tag: 1, firstSector: 8, count: 8)
+        m.endWrite(tag: 1, ok: true)
+        let v2 = m.beginWrite(tag: 2, firstSector: 8, count: 8)
+        m.endWrite(tag: 2, ok: true)
+        m.beginRead(tag: 3, firstSector: 8, count: 8)
+        #expect(m.endRead(tag: 3, data: v2) == nil)
+        m.beginRead(tag: 4, firstSector: 8, count: 8)
+        let violation = m.endRead(tag: 4, data: v1)
+        #expect(violation != nil)
+        #expect(violation?.sector == 8)
+        // Never written: zeros.
+        m.beginRead(tag: 5, firstSector: 0, count: 8)
+        #expect(m.endRead(tag: 5, data: [UInt8](repeating: 0, count: 4096)) == nil)
+    }
+
+    @Test func concurrentAndFailedWritesAreAllowedValues() {
+        let m = DataModel(device: "brmr0", sectors: 64)
+        let old = m.beginWrite(tag: 1, firstSector: 0, count: 8)
+        m.endWrite(tag: 1, ok: true)
+        m.beginRead(tag: 2, firstSector: 0, count: 8)
+        let racing = m.beginWrite(tag: 3, firstSector: 0, count: 8)  // issued during the read
+        #expect(m.endRead(tag: 2, data: racing) == nil)
+        m.endWrite(tag: 3, ok: false)  // EIO: indeterminate
+        m.beginRead(tag: 4, firstSector: 0, count: 8)
+        #expect(m.endRead(tag: 4, data: racing) == nil)
+        m.beginRead(tag: 5, firstSector: 0, count: 8)
+        #expect(m.endRead(tag: 5, data: old) == nil)
+        let newer = m.beginWrite(tag: 6, firstSector: 0, count: 8)
+        m.endWrite(tag: 6, ok: true)
+        m.beginRead(tag: 7, firstSector: 0, count: 8)
+        #expect(m.endRead(tag: 7, data: racing) != nil)  // superseded by an acknowledged write
+        m.beginRead(tag: 8, firstSector: 0, count: 8)
+        #expect(m.endRead(tag: 8, data: newer) == nil)
+    }
+
+    @Test func tornSectorsAreCheckedOneByOne() {
+        let m = DataModel(device: "brmr0", sectors: 64)
+        let a = m.beginWrite(tag: 1, firstSector: 0, count: 8)
+        m.endWrite(tag: 1, ok: true)
+        let b = m.beginWrite(tag: 2, firstSector: 0, count: 8)
+        m.clientCrashed()  // b is now indeterminate
+        var torn = b
+        torn.replaceSubrange(2048..<4096, with: a[2048..<4096])
+        m.beginRead(tag: 3, firstSector: 0, count: 8)
+        #expect(m.endRead(tag: 3, data: torn) == nil)
+    }
+}
+
+@Suite struct HelperTests {
+    @Test func durationsAndSizes() {
+        #expect(parseDuration("10s") == 10_000_000_000)
+        #expect(parseDuration("250ms") == 250_000_000)
+        #expect(parseDuration("40us") == 40_000)
+        #expect(parseDuration("1.5s") == 1_500_000_000)
+        #expect(parseDuration("abc") == nil)
+        #expect(parseSize("4k") == 4096)
+        #expect(parseSize("25M") == 25 << 20)
+        #expect(parseSize("512") == 512)
+        #expect(formatTime(1_234_567_890) == "1.234567s")
+    }
+
+    @Test func glob() {
+        #expect(globMatch("member 43: [*] */800 dirty", "member 43: [1 2 3] 3/800 dirty"))
+        #expect(!globMatch("member 43: [] 0/800 dirty", "member 43: [1] 1/800 dirty"))
+        #expect(globMatch("*", ""))
+        #expect(globMatch("a*c", "abbbc"))
+        #expect(!globMatch("a*c", "abbbd"))
+    }
+}
