@@ -4,14 +4,16 @@
 
 extension Node {
     mutating func serverIO(_ s: Int, _ io: IORequest, rid: RequestID, from peer: HostAddress, isSync: Bool) {
+        // Read fields, never copy the whole pool: a live copy would make the mutations below
+        // copy its maps and dictionaries (copy-on-write).
         let name = serverPools[s].name
-        let pool = serverPools[s]
+        let state = serverPools[s].state
         func refuse(_ reason: String, toNoIO: Bool, race: Bool = true) {
             if race {
                 // The sender could not know yet (link flap, store error, restart): a tolerated race.
                 emit(.ignored(.ioRefusedNotServing(pool: name)))
             } else {
-                reject(.serverPool(name), state: pool.state.rawValue, input: "\(isSync ? "sync " : "")\(io.op) IO", reason: reason)
+                reject(.serverPool(name), state: state.rawValue, input: "\(isSync ? "sync " : "")\(io.op) IO", reason: reason)
             }
             // Any IO the server must refuse from its client means the client thinks it is
             // serving when it is not: stop serving until a map update (notes §4.3 step 1).
@@ -19,11 +21,11 @@ extension Node {
             respond(.failed(.EIO), rid: rid, pool: name, to: peer)
         }
         if isSync && io.op != .read { return refuse("a sync session may only read", toNoIO: false, race: false) }
-        guard pool.state == .normal, let store = pool.store else {
-            return refuse("pool is \(pool.state)\(pool.store == nil ? " without a store" : "")", toNoIO: !isSync)
+        guard state == .normal, let store = serverPools[s].store else {
+            return refuse("pool is \(state)\(serverPools[s].store == nil ? " without a store" : "")", toNoIO: !isSync)
         }
         if !isSync && !store.ioAllowed { return refuse("store is \(store.open ? "open" : "closed") and \(store.mapped ? "mapped" : "unmapped")", toNoIO: true) }
-        let geometry = pool.geometry
+        let geometry = serverPools[s].geometry
         guard io.lengthBytes > 0 || io.op == .flush, io.offsetBytes + io.lengthBytes <= geometry.mappedBytes else {
             return refuse("IO [\(io.offsetBytes), +\(io.lengthBytes)) beyond mapped size \(geometry.mappedBytes)", toNoIO: false, race: false)
         }
@@ -36,7 +38,7 @@ extension Node {
             return refuse("IO crosses a chunk boundary", toNoIO: false, race: false)
         }
         adoptVersion(s, io.mapVersion)
-        if pool.isDirtyForSelf(chunk) {
+        if serverPools[s].isDirtyForSelf(chunk) {
             if isSync {
                 // Our copy is stale: the peer must read from another node (avoids multi-hop sync).
                 emit(.probe(.syncReadOfDirtyChunkRefused))
@@ -44,7 +46,7 @@ extension Node {
             }
             return waitOnChunk(s, chunk: chunk, ChunkWaiter(peer: peer, rid: rid, request: io), background: false)
         }
-        if pool.locks[chunk] != nil && !isSync {
+        if serverPools[s].locks[chunk] != nil && !isSync {
             // Synced but waiters not yet resumed: keep arrival order.
             return waitOnChunk(s, chunk: chunk, ChunkWaiter(peer: peer, rid: rid, request: io), background: false)
         }
