@@ -82,14 +82,28 @@ public struct DurablePoolState: Sendable, Hashable {
                 maps.remove(at: i)
             }
         case .addIntents(let chunks):
-            var set = writeIntents
-            for c in chunks where !set.contains(c) { set.append(c) }
-            writeIntents = set.sorted()
+            for c in chunks {
+                let i = DurablePoolState.lowerBound(writeIntents, c)
+                if i == writeIntents.count || writeIntents[i] != c { writeIntents.insert(c, at: i) }
+            }
         case .removeIntents(let chunks):
-            writeIntents.removeAll { chunks.contains($0) }
+            for c in chunks {
+                let i = DurablePoolState.lowerBound(writeIntents, c)
+                if i < writeIntents.count && writeIntents[i] == c { writeIntents.remove(at: i) }
+            }
         case .clearIntents:
             writeIntents = []
         }
+    }
+
+    /// First index in the sorted `a` whose element is not less than `x`.
+    static func lowerBound(_ a: [ChunkIndex], _ x: ChunkIndex) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if a[mid] < x { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 
     private mutating func mapIndex(_ m: MemberID) -> Int {
