@@ -138,7 +138,7 @@ extension Node {
             fresh.markedCreate = true
             fresh.poolUUID = .none
             fresh.mapVersion = .initial
-            let image = DurablePoolState(poolName: name, poolUUID: .none, member: fresh.member, chunkBytes: 0,
+            let image = DurablePoolState(poolName: name, poolUUID: .none, member: fresh.member, chunkBytes: options.serverChunkBytes,
                                          mappedSectors: mappedSectors, deviceSectors: size)
             let tag = PersistTag(nextSerial())
             persistActions[tag] = [.createStoreDone(pool: name, device: device, mappedSectors: mappedSectors, deviceSectors: size, token: token)]
@@ -154,7 +154,7 @@ extension Node {
         serverPools[s].markedCreate = true
         serverPools[s].markedDelete = false
         serverPools[s].poolUUID = .none
-        serverPools[s].chunkBytes = 0
+        serverPools[s].chunkBytes = options.serverChunkBytes
         serverPools[s].mapVersion = .initial
         serverPools[s].members = [serverPools[s].member]
         serverPools[s].mapMembers = []; serverPools[s].maps = []; serverPools[s].mapGeneration = []

@@ -164,7 +164,7 @@ extension Node {
         switch errno {
         case .ENODEV: return " (no store registered on the node)"
         case .ENOENT: return " (no server pool of that name on the node)"
-        case .EINVAL: return " (the node's pool does not accept this mode)"
+        case .EINVAL: return " (the node refused the mode or chunk_size)"
         default: return ""
         }
     }

@@ -167,7 +167,7 @@ extension Node {
             return respond(.joined(joinReply(s)), rid: rid, pool: name, to: peer)
         }
         if serverPools[s].chunkBytes != 0 && j.chunkBytes != serverPools[s].chunkBytes {
-            return refuse(.EINVAL, "chunk_size \(j.chunkBytes) differs from the pool's \(serverPools[s].chunkBytes)")
+            return refuse(.EINVAL, "chunk_size \(j.chunkBytes) differs from this storage node's \(serverPools[s].chunkBytes)")
         }
         if j.create {
             guard state == .registered, serverPools[s].markedCreate else {

@@ -22,8 +22,14 @@ public struct NodeOptions: Sendable, Hashable {
     public var verify: Bool
     public var queueDepth: Int
     public var syncQueueDepth: Int
+    /// The storage node's chunk size (the reference's rmr-server `chunk_size` module
+    /// parameter): stores are formatted with it, and client pools must use the same.
+    public var serverChunkBytes: UInt64
     public init(verify: Bool = false, queueDepth: Int = Limits.defaultQueueDepth,
-                syncQueueDepth: Int = Limits.defaultSyncQueueDepth) {
+                syncQueueDepth: Int = Limits.defaultSyncQueueDepth, serverChunkBytes: UInt64 = Limits.defaultChunkBytes) {
+        precondition(serverChunkBytes.nonzeroBitCount == 1 && serverChunkBytes >= Limits.minChunkBytes
+                     && serverChunkBytes <= Limits.maxChunkBytes, "server chunk size out of range")
+        self.serverChunkBytes = serverChunkBytes
         precondition(queueDepth > 0 && queueDepth <= Limits.maxQueueDepth, "queue depth out of range")
         precondition(syncQueueDepth > 0, "sync queue depth must be positive")
         self.verify = verify

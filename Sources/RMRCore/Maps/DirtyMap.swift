@@ -2,12 +2,12 @@
 //
 // Layout:
 //   * Chunks are grouped in leaves of 2^18 (256 Ki chunks, 32 KiB of bits). A table (one
-//     object, the copy-on-write unit of the map) has one entry per leaf:
-//       bits == 0       every chunk of the leaf is clean (no memory),
-//       bits == 1       every chunk of the leaf is dirty (no memory: `setAll` is cheap),
-//       otherwise       the address of the leaf's 4096 bit words, owned by `leaf` (a small
-//                       object that exists for its reference count: leaves are shared by
-//                       copies of a map until written).
+//     object, the copy-on-write unit of the map) has one word per leaf:
+//       0               every chunk of the leaf is clean (no memory),
+//       1               every chunk of the leaf is dirty (no memory: `setAll` is cheap),
+//       otherwise       the address of the leaf's bit words (64-byte aligned), owned by the
+//                       table: allocated when the leaf first needs bits, freed when the entry
+//                       is replaced or the table dies. No other table ever refers to them.
 //     A test is one table load and one word load.
 //   * Search summaries, dense in the table (not on the leaves' pages): one byte per 64 bit
 //     words (4096 chunks) counting its non-zero words, 64 bytes per leaf, allocated with the
@@ -16,11 +16,12 @@
 //     exact with one branch-free byte update.
 //   * The map keeps the total dirty count, so `dirtyCount` is O(1).
 //
-// Copy-on-write: copying a DirtyMap copies nothing. The first mutation of a copy copies the
-// table (16 bytes per leaf, plus the summaries once allocated); leaves stay shared until one
-// is written, and then only that leaf (32 KiB) is copied. Bits are written only when both the
-// table and the leaf owner are uniquely referenced, which is what makes sharing leaves between
-// maps (and threads) sound.
+// Copy-on-write, whole table: copying a DirtyMap copies nothing; maps share the table (and
+// so its leaves) until one of them is mutated, which first makes a private deep copy of the
+// table (its entries, summaries and every bitmap leaf: O(bitmap leaves x 32 KiB), like the
+// first write to a copied Array). Leaves are never shared between tables, so a table that is
+// uniquely referenced owns every leaf it points to: a mutation needs exactly one uniqueness
+// check (of the table), and anything reachable from several maps is only ever read.
 //
 // Invariants: bits beyond `chunkCount` in the last leaf are zero; a bitmap leaf is never all
 // clean (it is dropped when its last dirty chunk is cleared); it may be all dirty (single sets
@@ -37,48 +38,40 @@ public struct ChunkRun: Hashable, Sendable, CustomStringConvertible {
 
 // MARK: - Leaf bits
 
-/// Owner of one leaf's bit words (64-byte aligned). Exists for its reference count.
-@usableFromInline
-final class DirtyMapLeaf {
-    @usableFromInline let bits: UnsafeMutablePointer<UInt64>
-    @usableFromInline let wordCount: Int
-
-    /// Uninitialised words; the factory functions below fill them.
-    @usableFromInline init(wordCount: Int) {
-        self.wordCount = wordCount
-        bits = UnsafeMutableRawPointer.allocate(byteCount: max(wordCount, 1) * 8, alignment: 64)
-            .bindMemory(to: UInt64.self, capacity: max(wordCount, 1))
-    }
-
-    deinit { UnsafeMutableRawPointer(bits).deallocate() }
-
-    @usableFromInline static func clean(valid: Int) -> DirtyMapLeaf {
-        let leaf = DirtyMapLeaf(wordCount: (valid + 63) >> 6)
-        leaf.bits.initialize(repeating: 0, count: leaf.wordCount)
-        return leaf
-    }
-
-    @usableFromInline static func dirty(valid: Int) -> DirtyMapLeaf {
-        let leaf = DirtyMapLeaf(wordCount: (valid + 63) >> 6)
-        leaf.bits.initialize(repeating: ~0, count: leaf.wordCount)
-        let tail = valid & 63
-        if tail != 0 { leaf.bits[leaf.wordCount - 1] = (1 &<< UInt64(tail)) &- 1 }
-        return leaf
-    }
-
-    @usableFromInline func copy() -> DirtyMapLeaf {
-        let leaf = DirtyMapLeaf(wordCount: wordCount)
-        leaf.bits.initialize(from: bits, count: wordCount)
-        return leaf
-    }
-}
-
 /// Bit-level algorithms on one leaf's words `w` (`wc` words, `valid` chunks) and its group
 /// counts `g` (non-zero words per 64 words).
 @usableFromInline
 enum DirtyMapBits {
-    @inlinable static func words(_ raw: UInt) -> UnsafeMutablePointer<UInt64> {
+    @inlinable @inline(__always) static func words(_ raw: UInt) -> UnsafeMutablePointer<UInt64> {
         UnsafeMutablePointer(bitPattern: raw).unsafelyUnwrapped
+    }
+
+    /// `wc` uninitialised words, 64-byte aligned; the caller fills them and stores the address
+    /// in a table entry, which owns them from then on.
+    @usableFromInline static func allocate(_ wc: Int) -> UnsafeMutablePointer<UInt64> {
+        UnsafeMutableRawPointer.allocate(byteCount: max(wc, 1) * 8, alignment: 64)
+            .bindMemory(to: UInt64.self, capacity: max(wc, 1))
+    }
+
+    @usableFromInline static func clean(_ wc: Int) -> UnsafeMutablePointer<UInt64> {
+        let w = allocate(wc)
+        w.initialize(repeating: 0, count: wc)
+        return w
+    }
+
+    /// All `valid` chunks dirty (bits past `valid` zero).
+    @usableFromInline static func dirty(_ wc: Int, valid: Int) -> UnsafeMutablePointer<UInt64> {
+        let w = allocate(wc)
+        w.initialize(repeating: ~0, count: wc)
+        let tail = valid & 63
+        if tail != 0 { w[wc - 1] = (1 &<< UInt64(tail)) &- 1 }
+        return w
+    }
+
+    @usableFromInline static func copy(_ from: UnsafeMutablePointer<UInt64>, _ wc: Int) -> UnsafeMutablePointer<UInt64> {
+        let w = allocate(wc)
+        w.initialize(from: from, count: wc)
+        return w
     }
 
     /// First dirty local bit at or after `from`, or nil.
@@ -171,20 +164,11 @@ enum DirtyMapBits {
 
 // MARK: - Table
 
-/// One table entry: see the layout note at the top of the file.
-@usableFromInline
-struct DirtyMapEntry {
-    @usableFromInline var leaf: DirtyMapLeaf?
-    @usableFromInline var bits: UInt
-    @inlinable init(leaf: DirtyMapLeaf?, bits: UInt) { self.leaf = leaf; self.bits = bits }
-    @inlinable static var clean: DirtyMapEntry { DirtyMapEntry(leaf: nil, bits: DirtyMap.cleanBits) }
-    @inlinable static var full: DirtyMapEntry { DirtyMapEntry(leaf: nil, bits: DirtyMap.fullBits) }
-    @inlinable init(_ leaf: DirtyMapLeaf) { self.leaf = leaf; bits = UInt(bitPattern: leaf.bits) }
-}
-
 @usableFromInline
 struct DirtyMapTableHeader {
     @usableFromInline let leafCount: Int
+    /// Chunks of the map (the last leaf may be partial).
+    @usableFromInline let chunkCount: UInt64
     /// Bit `i` set iff entry `i` is not clean.
     @usableFromInline let occupied: UnsafeMutablePointer<UInt64>
     @usableFromInline let occupiedWords: Int
@@ -195,24 +179,34 @@ struct DirtyMapTableHeader {
     @usableFromInline var bitmapLeaves: Int
 }
 
-/// The leaf table: header, entries tail-allocated.
+/// The leaf table: header, entries (see the layout note at the top of the file) tail-allocated.
+/// Owns the bit words of its bitmap entries.
 @usableFromInline
-final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, DirtyMapEntry> {
-    @usableFromInline static func make(leafCount: Int) -> DirtyMapTable {
+final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, UInt> {
+    @usableFromInline static func make(chunkCount: UInt64) -> DirtyMapTable {
+        let leafCount = Int((chunkCount + UInt64(DirtyMap.leafBits) - 1) >> DirtyMap.leafShift)
         let ow = max((leafCount + 63) >> 6, 1)
         let occupied = UnsafeMutablePointer<UInt64>.allocate(capacity: ow)
         occupied.initialize(repeating: 0, count: ow)
         let t = unsafeDowncast(DirtyMapTable.create(minimumCapacity: leafCount) { _ in
-            DirtyMapTableHeader(leafCount: leafCount, occupied: occupied, occupiedWords: ow, groups: nil, bitmapLeaves: 0)
+            DirtyMapTableHeader(leafCount: leafCount, chunkCount: chunkCount, occupied: occupied, occupiedWords: ow,
+                                groups: nil, bitmapLeaves: 0)
         }, to: DirtyMapTable.self)
-        t.entries.initialize(repeating: .clean, count: leafCount)
+        t.entries.initialize(repeating: DirtyMap.cleanBits, count: leafCount)
         return t
     }
 
-    /// A copy sharing every leaf.
+    /// A deep copy: the same entries, summaries and counts, with a private copy of every
+    /// bitmap leaf (leaves are never shared between tables).
     @usableFromInline func copy() -> DirtyMapTable {
-        let t = DirtyMapTable.make(leafCount: leafCount)
-        t.entries.update(from: entries, count: leafCount)
+        let t = DirtyMapTable.make(chunkCount: head.pointee.chunkCount)
+        let n = leafCount, src = entries, dst = t.entries
+        for li in 0..<n {
+            let raw = src[li]
+            dst[li] = raw > DirtyMap.fullBits
+                ? UInt(bitPattern: DirtyMapBits.copy(DirtyMapBits.words(raw), wordCount(li)))
+                : raw
+        }
         t.occupied.update(from: occupied, count: occupiedWords)
         if let g = groups { t.ensureGroups().update(from: g, count: leafCount * DirtyMap.groupsPerLeaf) }
         t.head.pointee.bitmapLeaves = head.pointee.bitmapLeaves
@@ -221,21 +215,29 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, DirtyMapEntry> {
 
     deinit {
         withUnsafeMutablePointers { h, e in
+            for li in 0..<h.pointee.leafCount where e[li] > DirtyMap.fullBits {
+                UnsafeMutableRawPointer(bitPattern: e[li]).unsafelyUnwrapped.deallocate()
+            }
             e.deinitialize(count: h.pointee.leafCount)
             h.pointee.occupied.deallocate()
             if let g = h.pointee.groups { UnsafeMutableRawPointer(g).deallocate() }
         }
     }
 
-    @inlinable var entries: UnsafeMutablePointer<DirtyMapEntry> { withUnsafeMutablePointerToElements { $0 } }
+    @inlinable var entries: UnsafeMutablePointer<UInt> { withUnsafeMutablePointerToElements { $0 } }
     @inlinable var head: UnsafeMutablePointer<DirtyMapTableHeader> { withUnsafeMutablePointerToHeader { $0 } }
     @inlinable var leafCount: Int { head.pointee.leafCount }
     @inlinable var occupied: UnsafeMutablePointer<UInt64> { head.pointee.occupied }
     @inlinable var occupiedWords: Int { head.pointee.occupiedWords }
     @inlinable var groups: UnsafeMutablePointer<UInt8>? { head.pointee.groups }
     /// Group counts of bitmap leaf `li` (the groups exist whenever a bitmap leaf does).
-    @inlinable func groups(of li: Int) -> UnsafeMutablePointer<UInt8> {
+    @inlinable @inline(__always) func groups(of li: Int) -> UnsafeMutablePointer<UInt8> {
         head.pointee.groups.unsafelyUnwrapped + (li &<< DirtyMap.groupShift)
+    }
+    /// Words of leaf `li`'s bitmap.
+    @usableFromInline func wordCount(_ li: Int) -> Int {
+        let start = UInt64(li) << DirtyMap.leafShift
+        return (Int(min(UInt64(DirtyMap.leafBits), head.pointee.chunkCount - start)) + 63) >> 6
     }
 
     /// The group counts, allocated (zero) if needed. The table must be uniquely referenced.
@@ -249,12 +251,17 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, DirtyMapEntry> {
     }
 
     /// Stores `entry` at `li`, keeping the occupied bit and the bitmap count (the group counts
-    /// are freed with the last bitmap). The table must be uniquely referenced.
-    @usableFromInline func store(_ entry: DirtyMapEntry, at li: Int) {
+    /// are freed with the last bitmap). Frees the bits of the bitmap it replaces; a new bitmap
+    /// entry must be freshly allocated (owned by no other entry or table). The table must be
+    /// uniquely referenced.
+    @usableFromInline func store(_ entry: UInt, at li: Int) {
         let m: UInt64 = 1 &<< UInt64(li & 63)
-        if entry.bits != DirtyMap.cleanBits { occupied[li >> 6] |= m } else { occupied[li >> 6] &= ~m }
+        if entry != DirtyMap.cleanBits { occupied[li >> 6] |= m } else { occupied[li >> 6] &= ~m }
         let h = head
-        let was = entries[li].bits > DirtyMap.fullBits ? 1 : 0, now = entry.bits > DirtyMap.fullBits ? 1 : 0
+        let old = entries[li]
+        if old == entry { return }
+        if old > DirtyMap.fullBits { UnsafeMutableRawPointer(bitPattern: old).unsafelyUnwrapped.deallocate() }
+        let was = old > DirtyMap.fullBits ? 1 : 0, now = entry > DirtyMap.fullBits ? 1 : 0
         entries[li] = entry
         h.pointee.bitmapLeaves += now - was
         if h.pointee.bitmapLeaves == 0, let g = h.pointee.groups {
@@ -299,14 +306,14 @@ public struct DirtyMap: Hashable, Sendable {
     public var dirtyCount: UInt64 { _dirtyCount }
     @usableFromInline var _dirtyCount: UInt64 = 0
     /// `nonisolated(unsafe)` because ManagedBuffer (the table) is declared non-Sendable.
-    /// Sharing is sound: table and leaves are only written while uniquely referenced
-    /// (copy-on-write), so anything reachable from several maps is only ever read.
+    /// Sharing is sound: a table (and the leaves only it owns) is only written while uniquely
+    /// referenced (copy-on-write), so anything reachable from several maps is only ever read.
     @usableFromInline nonisolated(unsafe) var table: DirtyMapTable
 
     public init(chunkCount: UInt64) {
         precondition(chunkCount <= Limits.maxChunks, "chunk count \(chunkCount) above \(Limits.maxChunks)")
         self.chunkCount = chunkCount
-        table = DirtyMapTable.make(leafCount: Int((chunkCount + UInt64(DirtyMap.leafBits) - 1) >> DirtyMap.leafShift))
+        table = DirtyMapTable.make(chunkCount: chunkCount)
     }
 
     public init(chunkCount: UInt64, allDirty: Bool) {
@@ -330,7 +337,7 @@ public struct DirtyMap: Hashable, Sendable {
     @inlinable @inline(__always)
     public func isDirty(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
-        let raw = table.entries[Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)].bits
+        let raw = table.entries[Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)]
         if raw <= DirtyMap.fullBits { return raw == DirtyMap.fullBits }
         let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
         return (DirtyMapBits.words(raw)[wi] &>> (c & 63)) & 1 != 0
@@ -341,10 +348,10 @@ public struct DirtyMap: Hashable, Sendable {
     public mutating func set(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
-        if isKnownUniquelyReferenced(&table) {
-            let e = table.entries + li
-            let raw = e.pointee.bits
-            if raw > DirtyMap.fullBits && isKnownUniquelyReferenced(&e.pointee.leaf) {
+        // A uniquely referenced table owns its leaves: one check covers both.
+        if _fastPath(isKnownUniquelyReferenced(&table)) {
+            let raw = table.entries[li]
+            if _fastPath(raw > DirtyMap.fullBits) {
                 let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
                 let p = DirtyMapBits.words(raw) + wi
                 let old = p.pointee
@@ -362,8 +369,8 @@ public struct DirtyMap: Hashable, Sendable {
     }
 
     @usableFromInline mutating func setSlow(_ c: ChunkIndex, _ li: Int) -> Bool {
-        if table.entries[li].bits == DirtyMap.fullBits { return false }
-        _ = writableBits(li) // allocate, or take a private copy of a shared leaf
+        if table.entries[li] == DirtyMap.fullBits { return false }
+        _ = writableBits(li) // copy a shared table, allocate a clean leaf
         return set(c)
     }
 
@@ -372,10 +379,9 @@ public struct DirtyMap: Hashable, Sendable {
     public mutating func clear(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
-        if isKnownUniquelyReferenced(&table) {
-            let e = table.entries + li
-            let raw = e.pointee.bits
-            if raw > DirtyMap.fullBits && isKnownUniquelyReferenced(&e.pointee.leaf) {
+        if _fastPath(isKnownUniquelyReferenced(&table)) {
+            let raw = table.entries[li]
+            if _fastPath(raw > DirtyMap.fullBits) {
                 let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
                 let p = DirtyMapBits.words(raw) + wi
                 let old = p.pointee
@@ -397,50 +403,47 @@ public struct DirtyMap: Hashable, Sendable {
     }
 
     @usableFromInline mutating func clearSlow(_ c: ChunkIndex, _ li: Int) -> Bool {
-        if table.entries[li].bits == DirtyMap.cleanBits { return false }
-        _ = writableBits(li) // expand the all-dirty marker, or copy a shared leaf
+        if table.entries[li] == DirtyMap.cleanBits { return false }
+        _ = writableBits(li) // copy a shared table, expand the all-dirty marker
         return clear(c)
     }
 
     /// Drops bitmap leaf `li` if it holds no dirty chunk (so clean leaves cost no memory).
     /// The table must be uniquely referenced.
     @usableFromInline mutating func dropIfClean(_ li: Int) {
-        if DirtyMapBits.isClean(table.groups(of: li)) { table.store(.clean, at: li) }
+        if DirtyMapBits.isClean(table.groups(of: li)) { table.store(DirtyMap.cleanBits, at: li) }
     }
 
-    /// The table, copied first if shared.
+    /// The table, deep-copied first if shared.
     @inlinable mutating func uniqueTable() -> DirtyMapTable {
         if !isKnownUniquelyReferenced(&table) { table = table.copy() }
         return table
     }
 
-    /// The bits of leaf `li` as a bitmap uniquely owned by this map, ready to write: allocates
-    /// a clean leaf for a clean entry, expands the all-dirty marker, copies a shared leaf.
-    /// Checks uniqueness before binding any local reference, so an unshared leaf is never copied.
+    /// The bits of leaf `li` as a bitmap owned by this map's (unique) table, ready to write:
+    /// copies a shared table, allocates a clean leaf for a clean entry, expands the all-dirty
+    /// marker.
     @usableFromInline mutating func writableBits(_ li: Int) -> UnsafeMutablePointer<UInt64> {
         let t = uniqueTable()
+        let raw = t.entries[li]
+        if raw > DirtyMap.fullBits { return DirtyMapBits.words(raw) }
         _ = t.ensureGroups()
-        let e = t.entries + li
-        let raw = e.pointee.bits
-        if raw > DirtyMap.fullBits && isKnownUniquelyReferenced(&e.pointee.leaf) { return DirtyMapBits.words(raw) }
-        let valid = validBits(li)
-        let leaf: DirtyMapLeaf
+        let valid = validBits(li), wc = wordCount(li)
+        let w: UnsafeMutablePointer<UInt64>
         if raw == DirtyMap.cleanBits {
-            leaf = DirtyMapLeaf.clean(valid: valid)
+            w = DirtyMapBits.clean(wc)
             t.groups(of: li).initialize(repeating: 0, count: DirtyMap.groupsPerLeaf)
-        } else if raw == DirtyMap.fullBits {
-            leaf = DirtyMapLeaf.dirty(valid: valid)
-            DirtyMapBits.recount(leaf.bits, t.groups(of: li), leaf.wordCount)
         } else {
-            leaf = e.pointee.leaf.unsafelyUnwrapped.copy() // group counts unchanged
+            w = DirtyMapBits.dirty(wc, valid: valid)
+            DirtyMapBits.recount(w, t.groups(of: li), wc)
         }
-        t.store(DirtyMapEntry(leaf), at: li)
-        return leaf.bits
+        t.store(UInt(bitPattern: w), at: li)
+        return w
     }
 
     /// Dirty chunks of leaf `li` (O(words) for a bitmap leaf).
     @usableFromInline func popcount(_ li: Int) -> Int {
-        let raw = table.entries[li].bits
+        let raw = table.entries[li]
         if raw == DirtyMap.cleanBits { return 0 }
         if raw == DirtyMap.fullBits { return validBits(li) }
         return DirtyMapBits.popcount(DirtyMapBits.words(raw), wordCount(li))
@@ -449,14 +452,14 @@ public struct DirtyMap: Hashable, Sendable {
     // MARK: whole map and ranges
 
     public mutating func setAll() {
-        let t = DirtyMapTable.make(leafCount: leafCount)
-        for li in 0..<t.leafCount { t.store(.full, at: li) }
+        let t = DirtyMapTable.make(chunkCount: chunkCount)
+        for li in 0..<t.leafCount { t.store(DirtyMap.fullBits, at: li) }
         table = t
         _dirtyCount = chunkCount
     }
 
     public mutating func clearAll() {
-        table = DirtyMapTable.make(leafCount: leafCount)
+        table = DirtyMapTable.make(chunkCount: chunkCount)
         _dirtyCount = 0
     }
 
@@ -471,10 +474,10 @@ public struct DirtyMap: Hashable, Sendable {
             let lo = Int(c - leafStart)
             let hi = Int(min(range.upperBound - leafStart, UInt64(valid)))
             c = leafStart + UInt64(hi)
-            if table.entries[li].bits == DirtyMap.fullBits { continue }
+            if table.entries[li] == DirtyMap.fullBits { continue }
             if lo == 0 && hi == valid {
                 _dirtyCount += UInt64(valid - popcount(li))
-                uniqueTable().store(.full, at: li)
+                uniqueTable().store(DirtyMap.fullBits, at: li)
                 continue
             }
             let w = writableBits(li)
@@ -493,10 +496,10 @@ public struct DirtyMap: Hashable, Sendable {
             let lo = Int(c - leafStart)
             let hi = Int(min(range.upperBound - leafStart, UInt64(valid)))
             c = leafStart + UInt64(hi)
-            if table.entries[li].bits == DirtyMap.cleanBits { continue }
+            if table.entries[li] == DirtyMap.cleanBits { continue }
             if lo == 0 && hi == valid {
                 _dirtyCount -= UInt64(popcount(li))
-                uniqueTable().store(.clean, at: li)
+                uniqueTable().store(DirtyMap.cleanBits, at: li)
                 continue
             }
             let w = writableBits(li)
@@ -513,8 +516,8 @@ public struct DirtyMap: Hashable, Sendable {
         }
     }
 
-    /// Adds every dirty chunk of `other` (same chunk count). Leaves this map lacks are shared
-    /// with `other` (copied only if written later).
+    /// Adds every dirty chunk of `other` (same chunk count). Bitmap leaves this map lacks are
+    /// copied from `other` (tables never share leaves).
     public mutating func formUnion(_ other: DirtyMap) {
         precondition(other.chunkCount == chunkCount,
                      "union of maps of \(other.chunkCount) and \(chunkCount) chunks")
@@ -524,23 +527,24 @@ public struct DirtyMap: Hashable, Sendable {
         while let li = theirTable.nextOccupied(from: next) {
             next = li + 1
             let theirs = theirTable.entries[li]
-            let mine = table.entries[li].bits
-            if mine == DirtyMap.fullBits || mine == theirs.bits { continue }
-            if theirs.bits == DirtyMap.fullBits {
+            let mine = table.entries[li]
+            if mine == DirtyMap.fullBits { continue }
+            if theirs == DirtyMap.fullBits {
                 _dirtyCount += UInt64(validBits(li) - popcount(li))
-                uniqueTable().store(.full, at: li)
+                uniqueTable().store(DirtyMap.fullBits, at: li)
                 continue
             }
             let wc = wordCount(li)
             if mine == DirtyMap.cleanBits {
-                _dirtyCount += UInt64(DirtyMapBits.popcount(DirtyMapBits.words(theirs.bits), wc))
+                let b = DirtyMapBits.words(theirs)
+                _dirtyCount += UInt64(DirtyMapBits.popcount(b, wc))
                 let t = uniqueTable()
                 _ = t.ensureGroups()
                 t.groups(of: li).update(from: theirTable.groups(of: li), count: DirtyMap.groupsPerLeaf)
-                t.store(theirs, at: li) // shared until written
+                t.store(UInt(bitPattern: DirtyMapBits.copy(b, wc)), at: li) // a private copy
                 continue
             }
-            let a = writableBits(li), b = DirtyMapBits.words(theirs.bits)
+            let a = writableBits(li), b = DirtyMapBits.words(theirs)
             let g = table.groups(of: li)
             var delta = 0
             for i in 0..<wc {
@@ -563,7 +567,7 @@ public struct DirtyMap: Hashable, Sendable {
         var local = Int(c & UInt64(DirtyMap.leafBits - 1))
         while let found = t.nextOccupied(from: li) {
             if found != li { li = found; local = 0 }
-            let raw = t.entries[li].bits
+            let raw = t.entries[li]
             let base = UInt64(li) << DirtyMap.leafShift
             if raw == DirtyMap.fullBits { return base + UInt64(local) }
             if let bit = DirtyMapBits.nextSet(DirtyMapBits.words(raw), t.groups(of: li), wordCount(li), from: local) {
@@ -582,7 +586,7 @@ public struct DirtyMap: Hashable, Sendable {
         var local = Int(c & UInt64(DirtyMap.leafBits - 1))
         while li < t.leafCount {
             let base = UInt64(li) << DirtyMap.leafShift
-            let raw = t.entries[li].bits
+            let raw = t.entries[li]
             if raw == DirtyMap.cleanBits { return base + UInt64(local) }
             if raw != DirtyMap.fullBits {
                 let valid = validBits(li)
@@ -631,7 +635,7 @@ public struct DirtyMap: Hashable, Sendable {
         var runs = 0
         var prevDirty = false // is the chunk just before the current leaf dirty?
         for li in 0..<t.leafCount {
-            let raw = t.entries[li].bits
+            let raw = t.entries[li]
             if raw == DirtyMap.cleanBits { prevDirty = false; continue }
             if raw == DirtyMap.fullBits {
                 if !prevDirty { runs += 1 }
@@ -659,21 +663,20 @@ public struct DirtyMap: Hashable, Sendable {
 
     // MARK: memory
 
-    /// Heap bytes held by this map: table, occupied bits, group counts, leaf owners and bits,
-    /// counting 16 bytes of allocator overhead per allocation (64 for 64-byte-aligned ones).
-    /// Leaves shared with copies of the map are counted in full.
+    /// Heap bytes held by this map: table, occupied bits, group counts and leaf bits, counting
+    /// 16 bytes of allocator overhead per allocation (64 for 64-byte-aligned ones). A table
+    /// shared with copies of the map (until one of them is written) is counted in full.
     public var approximateMemoryBytes: Int {
         let mallocOverhead = 16, alignedOverhead = 64
         let t = table
         var bytes = 16 + MemoryLayout<DirtyMapTableHeader>.stride
-            + t.leafCount * MemoryLayout<DirtyMapEntry>.stride + mallocOverhead
+            + t.leafCount * MemoryLayout<UInt>.stride + mallocOverhead
         bytes += t.occupiedWords * 8 + mallocOverhead
         if t.groups != nil { bytes += max(t.leafCount, 1) * DirtyMap.groupsPerLeaf + alignedOverhead }
         var next = 0
         while let li = t.nextOccupied(from: next) {
             next = li + 1
-            if t.entries[li].bits == DirtyMap.fullBits { continue }
-            bytes += 32 + mallocOverhead                      // owner object
+            if t.entries[li] == DirtyMap.fullBits { continue }
             bytes += wordCount(li) * 8 + alignedOverhead      // bits
         }
         return bytes
@@ -683,7 +686,7 @@ public struct DirtyMap: Hashable, Sendable {
 
     /// 0 clean, 1 all dirty, 2 otherwise.
     @usableFromInline func leafKind(_ li: Int) -> Int {
-        let raw = table.entries[li].bits
+        let raw = table.entries[li]
         if raw == DirtyMap.cleanBits { return 0 }
         if raw == DirtyMap.fullBits { return 1 }
         if DirtyMapBits.isClean(table.groups(of: li)) { return 0 }
@@ -695,7 +698,7 @@ public struct DirtyMap: Hashable, Sendable {
         let a = lhs.table, b = rhs.table
         if a === b { return true }
         for li in 0..<a.leafCount {
-            let x = a.entries[li].bits, y = b.entries[li].bits
+            let x = a.entries[li], y = b.entries[li]
             if x == y { continue }
             let k = lhs.leafKind(li)
             if k != rhs.leafKind(li) { return false }
@@ -713,7 +716,7 @@ public struct DirtyMap: Hashable, Sendable {
             let k = leafKind(li)
             hasher.combine(UInt8(k))
             if k == 2 {
-                hasher.combine(bytes: UnsafeRawBufferPointer(start: DirtyMapBits.words(table.entries[li].bits),
+                hasher.combine(bytes: UnsafeRawBufferPointer(start: DirtyMapBits.words(table.entries[li]),
                                                              count: wordCount(li) * 8))
             }
         }
