@@ -289,7 +289,7 @@ func runMapBench(_ args: [String]) {
             blackHole(copy)
         }
         let ct = Clock.now() - c0
-        print("  copy + first write to the copy: \(fixed(Double(ct.cpu) / Double(cowReps) / 1000, 1)) us (copies the table and one leaf, shares the rest; sink \(cowSink))")
+        print("  copy + first write to the copy: \(fixed(Double(ct.cpu) / Double(cowReps) / 1000, 1)) us (deep-copies the table and its \(sparse.approximateMemoryBytes >> 15) x 32 KiB of leaves; sink \(cowSink))")
     }
     print("")
 

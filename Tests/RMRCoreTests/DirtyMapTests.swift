@@ -473,3 +473,69 @@ private func randomOps(chunkCount n: UInt64, ops: Int, checkEvery: Int, seed: UI
     #expect(shared == base)
     #expect(shared.runs() == [ChunkRun(start: 100, count: 4900), ChunkRun(start: leaf + 3, count: 1)])
 }
+
+@Test func dirtyMapDeepCopyOnWriteAgainstModels() {
+    // Copy-on-write copies the whole table with private copies of its bitmap leaves (tables
+    // never share leaves). Copies holding bitmap leaves, all-dirty markers and clean leaves are
+    // mutated on every kind of leaf, in both orders, and each must match its own model; union
+    // copies leaves from the other map, which stays untouched when either side is written.
+    let n = 4 * leaf + 321
+    var rng = SplitMix64(seed: 2024)
+    var base = DirtyMap(chunkCount: n)
+    var baseModel = ModelMap(n)
+    base.setRange(leaf..<(2 * leaf)); baseModel.setRange(leaf..<(2 * leaf))          // all-dirty marker
+    for _ in 0..<300 {                                                             // bitmap leaves 0, 2, 4
+        for l in [UInt64(0), 2, 4] {
+            let c = min(l * leaf + rng.next(below: leaf), n - 1)
+            base.set(c); _ = baseModel.set(c)
+        }
+    }
+    let baseRuns = baseModel.runs
+    for round in 0..<4 {
+        var a = base, b = base
+        var ma = baseModel, mb = baseModel
+        // Alternate which copy writes first (the first writer copies, the other may then own
+        // the original table alone).
+        for step in 0..<250 {
+            let first = (round + step) % 2 == 0
+            let c = interestingIndex(&rng, n)
+            switch rng.next(below: 6) {
+            case 0, 1:
+                let got = first ? a.set(c) : b.set(c), want = first ? ma.set(c) : mb.set(c)
+                #expect(got == want, "set \(c) round \(round) step \(step)")
+            case 2, 3:
+                let got = first ? a.clear(c) : b.clear(c), want = first ? ma.clear(c) : mb.clear(c)
+                #expect(got == want, "clear \(c) round \(round) step \(step)")
+            case 4:
+                let r = randomRange(&rng, n)
+                if first { a.clearRange(r); ma.clearRange(r) } else { b.setRange(r); mb.setRange(r) }
+            default:
+                if first { a.formUnion(b); for r in mb.runs { ma.setRange(r.start..<r.end) } }
+                else { b.formUnion(a); for r in ma.runs { mb.setRange(r.start..<r.end) } }
+            }
+        }
+        checkAgainstModel(a, ma, &rng)
+        checkAgainstModel(b, mb, &rng)
+        #expect(base.runs() == baseRuns)
+        #expect(base.dirtyCount == baseModel.count)
+    }
+    // A copy that is never written shares the table; writing the original leaves it intact,
+    // and the written map's memory no longer counts anything of the copy's.
+    let snapshot = base
+    var written = base
+    written.clearAll()
+    #expect(snapshot.runs() == baseRuns)
+    #expect(written.approximateMemoryBytes == DirtyMap(chunkCount: n).approximateMemoryBytes)
+    // Union into an empty map copies the other map's bitmap leaves: clearing them in the
+    // union (down to freeing them) must not change the source.
+    var u = DirtyMap(chunkCount: n)
+    u.formUnion(snapshot)
+    #expect(u == snapshot)
+    u.clearRange(0..<leaf)
+    for c in (2 * leaf)..<(3 * leaf) where u.isDirty(c) { u.clear(c) }
+    #expect(snapshot.runs() == baseRuns)
+    #expect(!u.isDirty(0) && (u.nextDirty(from: 2 * leaf) ?? n) >= 3 * leaf)
+    var um = baseModel
+    um.clearRange(0..<leaf); um.clearRange((2 * leaf)..<(3 * leaf))
+    checkAgainstModel(u, um, &rng)
+}
