@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SEED ?= 1
 
-.PHONY: all deps build test demo scenarios bench clean
+.PHONY: all deps build test demo scenarios bench clean fuzz-ci fuzz mutants
 
 all: build
 
@@ -17,6 +17,25 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) fuzz-ci
+
+# The fuzzer over a fixed CI seed range (release build; sized for ~10 min on 2 cores), with the
+# coverage-probe check (Simulations/required-probes.txt). Regression scenarios under
+# Simulations/regressions/ are replayed by FuzzRegressionTests in `swift test`.
+FUZZ_CI_SEEDS ?= 500
+FUZZ_JOBS ?= 2
+fuzz-ci: deps
+	$(SWIFT) build -c release --product rmr-sim
+	.build/release/rmr-sim fuzz --profile ci --seeds $(FUZZ_CI_SEEDS) --jobs $(FUZZ_JOBS) --report --no-shrink
+
+FUZZ_SEEDS ?= 1000
+fuzz: deps
+	$(SWIFT) build -c release --product rmr-sim
+	.build/release/rmr-sim fuzz --profile default --seeds $(FUZZ_SEEDS) --jobs $(FUZZ_JOBS) --report
+
+# Proof that the harness bites: every patch under Simulations/mutants/ must be caught.
+mutants: deps
+	Simulations/run-mutants.sh
 
 # The main job: the admin guide's procedures on the embedded simulator, as a transcript.
 demo: deps

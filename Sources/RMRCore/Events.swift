@@ -164,6 +164,8 @@ public enum IgnoreReason: Sendable, Hashable {
     case joinRefusedNoStore(pool: String)
     /// A request from a peer that holds no session (its session died with a link or a restart).
     case noSession(pool: String, peer: HostAddress)
+    /// A map source whose sync session to the receiver is not (yet) back: the spread is retried.
+    case mapSourceCannotReachReceiver(pool: String, receiver: MemberID)
 }
 
 /// Rare events the fuzzer counts (issue 4, coverage probes).

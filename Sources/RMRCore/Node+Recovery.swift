@@ -131,6 +131,10 @@ extension Node {
         guard let p = clientPoolIndex(name), var job = clientPools[p].recovery, job.id == id else { return }
         guard response.isOK else {
             emit(.probe(.mapSpreadAborted))
+            // A source that could not push (its sync session to the receiver is down, or the
+            // receiver refused a buffer) is not to blame: the spread is simply retried. Any
+            // other refused step fails the leg that refused it. A lost link already failed it.
+            if case .spreadSend = job.phase { return abortRecovery(p, blame: nil) }
             return abortRecovery(p, blame: member)
         }
         switch job.phase {
@@ -229,9 +233,9 @@ extension Node {
 
     /// A step failed: the leg to blame goes FAILED, the others are told to stop waiting for a
     /// map (MAP_DISABLE), IO resumes. The next recovery tick tries again.
-    private mutating func abortRecovery(_ p: Int, blame: MemberID) {
+    private mutating func abortRecovery(_ p: Int, blame: MemberID?) {
         guard let job = clientPools[p].recovery else { return }
-        failLegForRecovery(p, member: blame)
+        if let blame { failLegForRecovery(p, member: blame) }
         for m in job.participants where m != blame {
             guard let l = clientPools[p].legIndex(member: m) else { continue }
             let leg = clientPools[p].legs[l]

@@ -55,7 +55,8 @@ extension Node {
         case .metadataRequest:
             let p = serverPools[s]
             respond(.metadata(PoolMetadata(poolName: p.name, poolUUID: p.poolUUID, chunkBytes: p.chunkBytes,
-                                           mappedSectors: p.mappedSectors, mapVersion: p.mapVersion, members: p.members)),
+                                           mappedSectors: p.mappedSectors, mapVersion: max(p.mapVersion, p.clientMapVersion),
+                                           members: p.members)),
                     rid: rid, pool: name, to: peer)
         case .mapGetVersion:
             respond(.value(serverPools[s].mapVersion.raw), rid: rid, pool: name, to: peer)
@@ -333,9 +334,8 @@ extension Node {
             return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
         }
         var changed = false
-        if md.mapVersion > serverPools[s].mapVersion {
-            serverPools[s].mapVersion = MapVersion(raw: md.mapVersion.counter).withReplace(serverPools[s].mapVersion.isReplacing)
-            changed = true
+        if md.mapVersion > serverPools[s].clientMapVersion {
+            serverPools[s].clientMapVersion = MapVersion(raw: md.mapVersion.counter)
         }
         for m in md.members where !serverPools[s].members.contains(m) { serverPools[s].addMember(m); changed = true }
         if changed {

@@ -37,7 +37,6 @@ extension Node {
         guard geometry.chunk(ofByte: io.offsetBytes + io.lengthBytes - 1) == chunk else {
             return refuse("IO crosses a chunk boundary", toNoIO: false, race: false)
         }
-        adoptVersion(s, io.mapVersion)
         if serverPools[s].isDirtyForSelf(chunk) {
             if isSync {
                 // Our copy is stale: the peer must read from another node (avoids multi-hop sync).
@@ -66,6 +65,7 @@ extension Node {
     mutating func admitWrite(_ s: Int, _ io: IORequest, chunk: ChunkIndex, rid: RequestID, from peer: HostAddress) {
         let name = serverPools[s].name
         var updates = markFailedMembers(s, chunk: chunk, failed: io.failedMembers)
+        if adoptVersion(s, io.mapVersion) { updates.append(.header(serverPools[s].header())) }
         updates += touchIntent(s, chunk: chunk)
         serverPools[s].intentPins[chunk, default: 0] += 1
         let action = PersistAction.submitWrite(pool: name, peer: peer, rid: rid, request: io)

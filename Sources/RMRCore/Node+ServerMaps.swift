@@ -9,8 +9,8 @@ extension Node {
             reject(.serverPool(name), state: serverPools[s].state.rawValue, input: "MAP_ADD", reason: "chunk \(chunk) beyond the volume")
             return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
         }
-        adoptVersion(s, version)
-        let updates = markFailedMembers(s, chunk: chunk, failed: failed)
+        var updates = markFailedMembers(s, chunk: chunk, failed: failed)
+        if adoptVersion(s, version) { updates.append(.header(serverPools[s].header())) }
         let action = PersistAction.respond(pool: name, peer: peer, rid: rid, .ok)
         if !updates.isEmpty {
             persistAndThen(s, updates, then: [action], chunk: chunk)
@@ -34,10 +34,13 @@ extension Node {
         return updates
     }
 
-    mutating func adoptVersion(_ s: Int, _ v: MapVersion) {
-        if v > serverPools[s].mapVersion {
-            serverPools[s].mapVersion = MapVersion(raw: v.counter).withReplace(serverPools[s].mapVersion.isReplacing)
-        }
+    /// Takes a newer map version; returns whether it changed (the caller persists the header
+    /// with the marks it came with, so a restarted node never looks older than its maps).
+    @discardableResult
+    mutating func adoptVersion(_ s: Int, _ v: MapVersion) -> Bool {
+        guard v > serverPools[s].mapVersion else { return false }
+        serverPools[s].mapVersion = MapVersion(raw: v.counter).withReplace(serverPools[s].mapVersion.isReplacing)
+        return true
     }
 
     mutating func serverMapClear(_ s: Int, chunk: ChunkIndex, member: MemberID, rid: RequestID, from peer: HostAddress) {
@@ -55,9 +58,16 @@ extension Node {
     mutating func serverMapReady(_ s: Int, rid: RequestID, from peer: HostAddress) {
         let name = serverPools[s].name
         let state = serverPools[s].state
-        guard state == .noIO || state == .created, !serverPools[s].maintenance else {
+        guard state == .noIO || state == .created || state == .normal, !serverPools[s].maintenance else {
             reject(.serverPool(name), state: state.rawValue, input: "MAP_READY", reason: serverPools[s].maintenance ? "in maintenance mode" : "needs no_io or created")
             return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
+        }
+        if state == .normal {
+            // The client failed this leg without the node noticing (a read that failed after an
+            // on-demand sync failed, a refused step of an earlier spread) and now gives it a
+            // map: it knows better. Stop serving first, as a rejoin would (the reference
+            // refuses here, which leaves such a leg unable to recover).
+            serverPoolToNoIO(s)
         }
         // Unlike the reference we accept READY/DONE here too: a client that crashed mid-spread
         // would otherwise leave this node unable to ever take a map again.
@@ -169,14 +179,19 @@ extension Node {
 
     mutating func serverMapSend(_ s: Int, receiver: MemberID, rid: RequestID, from peer: HostAddress) {
         let name = serverPools[s].name
-        func refuse(_ code: Errno, _ reason: String) {
-            reject(.serverPool(name), state: serverPools[s].state.rawValue, input: "MAP_SEND(\(receiver))", reason: reason)
+        func refuse(_ code: Errno, _ reason: String, race: Bool = false) {
+            if race {
+                emit(.ignored(.mapSourceCannotReachReceiver(pool: name, receiver: receiver)))
+            } else {
+                reject(.serverPool(name), state: serverPools[s].state.rawValue, input: "MAP_SEND(\(receiver))", reason: reason)
+            }
             respond(.failed(code), rid: rid, pool: name, to: peer)
         }
         guard serverPools[s].state == .normal || serverPools[s].state == .noIO else { return refuse(.EINVAL, "source must be normal or no_io") }
-        guard let syncName = serverPools[s].syncPool, let c = clientPoolIndex(syncName) else { return refuse(.ENOTCONN, "no sync pool attached") }
+        guard let syncName = serverPools[s].syncPool, let c = clientPoolIndex(syncName) else { return refuse(.ENOTCONN, "no sync pool attached", race: true) }
         guard let l = clientPools[c].legIndex(member: receiver), clientPools[c].legs[l].state == .normal else {
-            return refuse(.ENOTCONN, "no normal sync session to member \(receiver)")
+            // The sync session to a rebooted receiver rejoins at our next recovery tick.
+            return refuse(.ENOTCONN, "no normal sync session to member \(receiver)", race: true)
         }
         let target = clientPools[c].legs[l].address
         let pushID = nextSerial()

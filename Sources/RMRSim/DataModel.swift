@@ -84,14 +84,16 @@ public final class DataModel {
         nextVersion += 1
         inflightWrites[tag] = (firstSector, count, version)
         // Reads in flight over these sectors may now see this version.
-        for key in inflightReads.keys.sorted() {
+        if !inflightReads.isEmpty { for key in inflightReads.keys.sorted() {
             var r = inflightReads[key]!
             let lo = max(r.first, firstSector), hi = min(r.first + r.count, firstSector + count)
             guard lo < hi else { continue }
             for s in lo..<hi { r.allowed[Int(s - r.first)].append(version) }
             inflightReads[key] = r
+        } }
+        touched.withUnsafeMutableBufferPointer { t in
+            for s in Int(firstSector)..<Int(firstSector + count) { t[s] = true }
         }
-        for s in firstSector..<(firstSector + count) { touched[Int(s)] = true }
         return SectorPattern.make(lba: firstSector, sectors: count, version: version)
     }
 
@@ -99,11 +101,15 @@ public final class DataModel {
         guard let w = inflightWrites.removeValue(forKey: tag) else { return }
         if ok {
             writesAcked += 1
-            for s in w.first..<(w.first + w.count) {
-                if w.version > acked[Int(s)] { acked[Int(s)] = w.version }
-                if var list = indeterminate[s] {
-                    list.removeAll { $0 < w.version }
-                    indeterminate[s] = list.isEmpty ? nil : list
+            acked.withUnsafeMutableBufferPointer { a in
+                for s in Int(w.first)..<Int(w.first + w.count) where w.version > a[s] { a[s] = w.version }
+            }
+            if !indeterminate.isEmpty {
+                for s in w.first..<(w.first + w.count) {
+                    if var list = indeterminate[s] {
+                        list.removeAll { $0 < w.version }
+                        indeterminate[s] = list.isEmpty ? nil : list
+                    }
                 }
             }
         } else {

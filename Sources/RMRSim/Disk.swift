@@ -44,6 +44,9 @@ public final class SimDisk {
     public var failUntil: UInt64 = 0
     /// When the last metadata completion is scheduled (keeps them in issue order).
     public var lastMetadataCompletion: UInt64 = 0
+    /// Fuzzer fault: at a crash a random prefix of the pending metadata operations lands
+    /// (written but not yet acknowledged) instead of all being lost.
+    public var metadataPrefixLandsAtCrash = false
 
     private var pages: [UInt64: [UInt8]] = [:]
     private var pendingWrites: [(id: UInt64, offset: UInt64, data: [UInt8])] = []
@@ -71,15 +74,22 @@ public final class SimDisk {
             let page = at / pb
             let inPage = at % pb
             let n = min(pb - inPage, total - done)
-            if n == pb && SimDisk.isZero(data, Int(done), Int(pb)) {
-                pages.removeValue(forKey: page)
+            if n == pb {
+                // A whole page: a fresh buffer (one copy), or absent if it is zeros.
+                if SimDisk.isZero(data, Int(done), Int(pb)) {
+                    pages.removeValue(forKey: page)
+                } else {
+                    pages[page] = data.withUnsafeBufferPointer { src in
+                        Array(UnsafeBufferPointer(rebasing: src[Int(done)..<Int(done + n)]))
+                    }
+                }
                 done += n
                 continue
             }
-            var buf = pages[page] ?? [UInt8](repeating: 0, count: Int(pb))
-            buf.withUnsafeMutableBufferPointer { dst in
-                data.withUnsafeBufferPointer { src in
-                    for i in 0..<Int(n) { dst[Int(inPage) + i] = src[Int(done) + i] }
+            var buf = pages.removeValue(forKey: page) ?? [UInt8](repeating: 0, count: Int(pb))
+            buf.withUnsafeMutableBytes { dst in
+                data.withUnsafeBytes { src in
+                    (dst.baseAddress! + Int(inPage)).copyMemory(from: src.baseAddress! + Int(done), byteCount: Int(n))
                 }
             }
             pages[page] = buf
@@ -114,9 +124,9 @@ public final class SimDisk {
             let inPage = at % pb
             let n = min(pb - inPage, length - done)
             if let buf = pages[page] {
-                out.withUnsafeMutableBufferPointer { dst in
-                    buf.withUnsafeBufferPointer { src in
-                        for i in 0..<Int(n) { dst[Int(done) + i] = src[Int(inPage) + i] }
+                out.withUnsafeMutableBytes { dst in
+                    buf.withUnsafeBytes { src in
+                        (dst.baseAddress! + Int(done)).copyMemory(from: src.baseAddress! + Int(inPage), byteCount: Int(n))
                     }
                 }
             }
@@ -187,6 +197,11 @@ public final class SimDisk {
     @discardableResult
     public func crash(random: inout WorldRandom) -> DiskCrashReport {
         var report = DiskCrashReport(writes: [], lostMetadataOperations: pendingMetadata.count)
+        if metadataPrefixLandsAtCrash && !pendingMetadata.isEmpty {
+            let landed = Int(random.inRange(0, UInt64(pendingMetadata.count)))
+            for id in pendingMetadata.prefix(landed).map(\.id) { completeMetadata(id: id) }
+            report.lostMetadataOperations = pendingMetadata.count
+        }
         for w in pendingWrites {
             let sectors = UInt64(w.data.count) / Limits.sectorBytes
             let landed = random.inRange(0, sectors)

@@ -116,6 +116,8 @@ public final class World {
     var lastTimerInstant: UInt64 = .max
     var timerFiresAtInstant = 0
     public var timeline: TimelineRecorder?
+    /// Fuzzer checkers: sees every effect before the world performs it (nil: no cost).
+    public var effectHook: ((World, Int, Effect) -> Void)?
 
     public init(seed: UInt64, config: WorldConfig = WorldConfig()) {
         self.seed = seed
@@ -275,22 +277,32 @@ public final class World {
     }
 
     /// Applies one input to a node and performs its effects in order.
-    func apply(_ h: Int, _ input: Input) {
+    func apply(_ h: Int, _ input: consuming Input) {
         let host = hosts[h]
-        trace.input(now, host.name, input, self)
-        let effects = host.node!.apply(input, at: Instant(nanos: now))
+        trace.applyingInput(now, host.name, input)
+        // One in-place access: reading `nextDeadline` through `host.node!` would copy the
+        // whole Node (performing effects never changes the node, so reading it first is the same).
+        let (effects, deadline) = World.applyInPlace(&host.node!, input, now)
         coreEvents &+= 1
-        for e in effects {
-            perform(e, from: h)
+        trace.applied(now, host.name, consume input, effects)
+        for i in effects.indices {
+            trace.performingEffect(now, host.name, effects, i)
+            perform(effects[i], from: h)
             if !host.alive { return }
         }
-        if let d = host.node!.nextDeadline {
+        if let d = deadline {
             let t = max(d.nanos, now)
             if host.timerAt != t {
                 host.timerAt = t
                 schedule(t, .timer(host: h, incarnation: host.incarnation))
             }
         }
+    }
+
+    @inline(__always)
+    static func applyInPlace(_ node: inout Node, _ input: Input, _ now: UInt64) -> ([Effect], Instant?) {
+        let effects = node.apply(input, at: Instant(nanos: now))
+        return (effects, node.nextDeadline)
     }
 
     func fail(_ message: String) {
@@ -301,7 +313,8 @@ public final class World {
 
     func perform(_ effect: Effect, from h: Int) {
         let host = hosts[h]
-        trace.effect(now, host.name, effect, self)
+        // The trace record of `effect` was made by `apply` (it keeps the list, not a copy).
+        if let hook = effectHook { hook(self, h, effect) }
         switch effect {
         case .send(let m, let to):
             guard let dst = hostByAddress[to] else {

@@ -8,11 +8,21 @@ import RMRSim
 //   (a) core events (Node.apply calls) per wall second under a continuous 4 KiB random-write
 //       workload on the demo cluster (client + 2 storage nodes), target >= 1,000,000/s;
 //   (b) simulated-to-wall time ratio of the recovery-heavy demo scenario (storage-node crash
-//       during writes, resync, compute-client crash, reassembly), target >= 1000x.
+//       during writes, resync, compute-client crash, reassembly; 4000 IOPS throughout), and of
+//       Simulations/bench/recovery-heavy.scenario (5 minutes of crashes, link failures and
+//       resyncs, 200-400 IOPS bursts with idle phases), target >= 1000x.
+// --only a|a0|b, --divide N (1/N of the virtual time; for valgrind --toggle-collect='*measuredRun*').
 
 private func wallNanos() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// CPU time of this thread: on a loaded machine wall time overstates the cost.
+private func cpuNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
@@ -43,7 +53,16 @@ private func bringUp(hashing: Bool, verify: Bool) -> ScenarioRunner? {
     return r
 }
 
-private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool) -> (events: UInt64, wall: Double, ios: UInt64)? {
+/// The measured part, a function of its own (`valgrind --tool=callgrind --toggle-collect='*measuredRun*'`).
+@inline(never)
+private func measuredRun(_ w: World, virtualNanos: UInt64) {
+    w.run(until: w.now + virtualNanos)
+}
+
+/// `--divide N`: run 1/N of the virtual seconds (short runs under valgrind).
+nonisolated(unsafe) private var virtualDivisor: UInt64 = 1
+
+private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool) -> (events: UInt64, wall: Double, ios: UInt64, cpu: Double)? {
     guard let r = bringUp(hashing: hashing, verify: verify) else { return nil }
     let w = r.world
     var spec = WorkloadSpec(name: "bench", host: "pserver", device: "brmr0")
@@ -52,35 +71,57 @@ private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool
     spec.iodepth = 32
     spec.sizeBytes = 100 << 20
     let load = w.startWorkload(spec)
-    let e0 = w.coreEvents, t0 = wallNanos()
-    w.run(until: w.now + virtualSeconds * 1_000_000_000)
-    let t1 = wallNanos()
+    let e0 = w.coreEvents, t0 = wallNanos(), c0 = cpuNanos()
+    measuredRun(w, virtualNanos: virtualSeconds * 1_000_000_000 / virtualDivisor)
+    let t1 = wallNanos(), c1 = cpuNanos()
     if let f = w.failure { print("  run failed: \(f.message)"); return nil }
-    return (w.coreEvents - e0, Double(t1 - t0) / 1e9, load.completed)
+    return (w.coreEvents - e0, Double(t1 - t0) / 1e9, load.completed, Double(c1 - c0) / 1e9)
 }
 
 func runSimBench(_ args: [String]) {
     var seconds: UInt64 = 2
     if let i = args.firstIndex(of: "--seconds"), i + 1 < args.count, let s = UInt64(args[i + 1]) { seconds = s }
+    if let i = args.firstIndex(of: "--divide"), i + 1 < args.count, let d = UInt64(args[i + 1]), d > 0 { virtualDivisor = d }
+    // --only a|b|a0 (a0: only trace hash and verify on) for profiling one part.
+    var only = ""
+    if let i = args.firstIndex(of: "--only"), i + 1 < args.count { only = args[i + 1] }
     print("rmr-bench sim: one core, release build recommended (swift build -c release)")
 
-    for (hashing, verify) in [(true, true), (false, true), (false, false)] {
-        guard let (events, wall, ios) = eventsPerSecond(virtualSeconds: seconds, hashing: hashing, verify: verify) else {
+    let cases: [(Bool, Bool)] = only == "b" ? [] : only == "a0" ? [(true, true)] : [(true, true), (false, true), (false, false)]
+    for (hashing, verify) in cases {
+        guard let (events, wall, ios, cpu) = eventsPerSecond(virtualSeconds: seconds, hashing: hashing, verify: verify) else {
             print("(a) could not bring up the demo cluster")
             return
         }
         let rate = Double(events) / wall
         print("(a) 4 KiB randwrite iodepth 32, \(seconds) s virtual, trace hash \(hashing ? "on " : "off"), core verify \(verify ? "on " : "off"): "
               + "\(events) core events, \(ios) IOs in \(fmt(wall, 2)) s wall = \(fmt(rate, 0)) events/s "
-              + "(target >= 1000000/s: \(rate >= 1_000_000 ? "met" : "NOT met"))")
+              + "(target >= 1000000/s: \(rate >= 1_000_000 ? "met" : "NOT met")); \(fmt(Double(events) / cpu, 0)) events/CPU s")
     }
 
+    if only.hasPrefix("a") { return }
     guard case .success(let demo) = Scenario.parse(text: demoScenarioText, file: "demo") else { return }
-    let t0 = wallNanos()
+    let t0 = wallNanos(), c0 = cpuNanos()
     let r = ScenarioRunner(scenario: demo, options: RunOptions(seed: 1)).run()
-    let wall = Double(wallNanos() - t0) / 1e9
+    let wall = Double(wallNanos() - t0) / 1e9, cpu = Double(cpuNanos() - c0) / 1e9
     let ratio = Double(r.virtualNanos) / 1e9 / wall
     print("(b) recovery-heavy demo scenario (\(r.passed ? "passed" : "FAILED")): \(formatTime(r.virtualNanos)) virtual in "
           + "\(fmt(wall, 2)) s wall = \(fmt(ratio, 0))x, \(r.coreEvents) core events "
-          + "(target >= 1000x: \(ratio >= 1000 ? "met" : "NOT met"))")
+          + "(target >= 1000x: \(ratio >= 1000 ? "met" : "NOT met")); \(fmt(Double(r.virtualNanos) / 1e9 / cpu, 0))x per CPU s")
+
+    // (b') the dedicated benchmark scenario: minutes of crashes, link failures and resyncs under
+    // 200-400 IOPS bursts with idle phases (run from the package root, or pass --scenario PATH).
+    var path = "Simulations/bench/recovery-heavy.scenario"
+    if let i = args.firstIndex(of: "--scenario"), i + 1 < args.count { path = args[i + 1] }
+    guard case .success(let heavy) = Scenario.load(path: path) else {
+        print("(b) \(path) not found or does not parse (run from the package root)")
+        return
+    }
+    let t2 = wallNanos(), c2 = cpuNanos()
+    let r2 = ScenarioRunner(scenario: heavy, options: RunOptions(seed: 1)).run()
+    let wall2 = Double(wallNanos() - t2) / 1e9, cpu2 = Double(cpuNanos() - c2) / 1e9
+    let ratio2 = Double(r2.virtualNanos) / 1e9 / wall2
+    print("(b) \(path) (\(r2.passed ? "passed" : "FAILED")): \(formatTime(r2.virtualNanos)) virtual in "
+          + "\(fmt(wall2, 2)) s wall = \(fmt(ratio2, 0))x, \(r2.coreEvents) core events, \(r2.writesAcknowledged) writes "
+          + "(target >= 1000x: \(ratio2 >= 1000 ? "met" : "NOT met")); \(fmt(Double(r2.virtualNanos) / 1e9 / cpu2, 0))x per CPU s")
 }

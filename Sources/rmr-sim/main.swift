@@ -10,6 +10,8 @@ func usage() -> Never {
     print("""
     usage: rmr-sim run FILE|DIR... [--seed N] [--trace] [--transcript] [--timeline FILE.svg]
            rmr-sim demo [--seed N] [--trace]
+           rmr-sim fuzz --seeds N [--start S] [--profile NAME] [--shard K/N] [--report] [--beyond-budget] [--jobs J]
+           rmr-sim fuzz-one SEED [--profile NAME] [--beyond-budget] [--print] | fuzz-one --file SCENARIO
     """)
     exit(2)
 }
@@ -17,6 +19,9 @@ func usage() -> Never {
 var args = Array(CommandLine.arguments.dropFirst())
 guard let command = args.first else { usage() }
 args.removeFirst()
+if command == "fuzz" || command == "fuzz-one" {
+    exit(fuzzMain(command: command, args: args, executable: CommandLine.arguments[0]))
+}
 var options = RunOptions(seed: 1)
 var files: [String] = []
 var i = 0

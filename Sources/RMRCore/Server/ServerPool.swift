@@ -59,7 +59,13 @@ struct ServerPool: Sendable {
     var mapMembers: [MemberID] = []
     var maps: [DirtyMap] = []
     var mapGeneration: [UInt64] = []
+    /// Version of this node's map content: raised only by what changes maps (piggybacked IO,
+    /// MAP_ADD, a map transfer), persisted with them.
     var mapVersion: MapVersion = .initial
+    /// The client's own counter as last pushed with SEND_MD_BUF (the reference's client-owned
+    /// pool_md header). Kept apart: a pushed number says nothing about this node's maps, and
+    /// mixing the two made a current map source look stale (fuzz seed 12).
+    var clientMapVersion: MapVersion = .initial
     var store: ServerStore?
     var sessions: [ServerSession] = []
     var markedCreate = false

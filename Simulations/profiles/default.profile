@@ -1,0 +1,19 @@
+# The default fuzzing profile: 10 simulated minutes per seed, swarm faults.
+schedule = 600s
+rf = 1..4
+chunk_kib = 128,256,512,1024
+chunks = 32..160
+queue_depth = 4..64
+iodepth = 1..16
+rate_iops = 100..300
+bs_kib = 4,8,16,64
+rw = randwrite,randrw,write
+duty_percent = 3..12
+phase_seconds = 2..20
+faults = all
+enable_percent = 50
+events_per_kind = 1..6
+fault_seconds = 1..30
+wait = 180s
+liveness = 600s
+determinism_percent = 5

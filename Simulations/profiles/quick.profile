@@ -1,0 +1,19 @@
+# Quick smoke profile: 40 simulated seconds per seed.
+schedule = 40s
+rf = 1..4
+chunk_kib = 128,256,512,1024
+chunks = 32..160
+queue_depth = 4..64
+iodepth = 1..16
+rate_iops = 100..400
+bs_kib = 4,8,16,64
+rw = randwrite,randrw,write
+duty_percent = 5..25
+phase_seconds = 2..20
+faults = all
+enable_percent = 50
+events_per_kind = 1..2
+fault_seconds = 1..10
+wait = 180s
+liveness = 600s
+determinism_percent = 5
