@@ -289,7 +289,7 @@ final class FuzzCampaign {
             }
             if let req = try? readTextFile("Simulations/required-probes.txt") {
                 for raw in req.split(separator: "\n") {
-                    let n = trim(String(raw.split(separator: "#").first ?? ""))
+                    let n = trim(String(raw.split(separator: "#", omittingEmptySubsequences: false).first ?? ""))
                     if n.isEmpty { continue }
                     let key = n.hasPrefix("world.") ? String(n.dropFirst(6)) : n
                     if (probeTotals[key] ?? 0) == 0 { print("required probe never fired: \(n)"); probeFailure = true }

@@ -93,6 +93,7 @@ public struct FuzzPlan: Sendable {
         var openNet: [FuzzAction] = []
         var latencyPairs: [(Int, Int)] = []
         var down: Set<Int> = []
+        var diskErrorHosts: Set<Int> = []
         var workloads: [String] = []
         for e in kept {
             if e.time > now { add("advance \(e.time - now)ns"); now = e.time }
@@ -146,6 +147,7 @@ public struct FuzzPlan: Sendable {
                     out.append(contentsOf: syncPoolSetup(h, peers: storage.filter { !down.contains($0) }))
                 }
             case .begin(let kind, let h):
+                if kind == .diskError { diskErrorHosts.insert(h) }
                 out.append(contentsOf: operatorBegin(kind, h))
             case .end(let kind, let h):
                 out.append(contentsOf: operatorEnd(kind, h))
@@ -156,6 +158,15 @@ public struct FuzzPlan: Sendable {
         add("note --- heal ---")
         add("heal")
         for (a, b) in latencyPairs { add("link \(hostName(a)) \(hostName(b)) latency 50us jitter 20us") }
+        if !diskErrorHosts.isEmpty {
+            // A backend IO error closes the store until the operator re-adds it (notes §3.4); an
+            // error window may outlast the fault's end event, so repair once more after it.
+            add("advance 8s")
+            for h in diskErrorHosts.sorted() where !down.contains(h) {
+                add("\(hostName(h))$ echo 1 > /sys/class/brmr-server/stores/\(p)/remove_store")
+                add("\(hostName(h))$ echo 'device=/dev/sda pool=\(p) mapped_size=\(mappedSectors) mode=add' > /sys/class/brmr-server/ctl/add_store")
+            }
+        }
         for w in workloads { add("workload wait \(w) within 120s") }
         if beyondBudget {
             add("note --- beyond the budget: liveness skipped ---")
