@@ -27,7 +27,7 @@ public enum AddStoreMode: String, Sendable, Hashable, CaseIterable {
 
 /// What the driver found on a device named in `create_store` / `add_store`.
 /// Reading the device is IO, so the driver does it and the core decides.
-public enum DeviceProbe: Sendable, Hashable {
+public indirect enum DeviceProbe: Sendable, Hashable {
     /// No such device.
     case missing
     /// The device exists: its size, and the RMR metadata on it if any was recognised.

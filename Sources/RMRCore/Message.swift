@@ -128,6 +128,10 @@ public enum Request: Sendable, Hashable {
     case join(JoinRequest)
     case leave(member: MemberID, delete: Bool, fromSyncPool: Bool)
     case enablePool(Bool)
+    /// Clear maintenance mode on the node; never admits it to IO (ours: the reference overloads
+    /// ENABLE_POOL(1), which would enable a rebooted node that lost its maintenance flag
+    /// without a map update).
+    case leaveMaintenance
     case poolInfo(member: MemberID, operation: PoolInfoOperation, mode: PoolInfoMode, dirty: Bool)
     case io(IORequest)
     case mapAdd(chunk: ChunkIndex, failedMembers: [MemberID], mapVersion: MapVersion)
@@ -158,6 +162,7 @@ public enum Request: Sendable, Hashable {
         case .join(let j): return j.rejoin ? "REJOIN_POOL" : "JOIN_POOL"
         case .leave: return "LEAVE_POOL"
         case .enablePool: return "ENABLE_POOL"
+        case .leaveMaintenance: return "LEAVE_MAINTENANCE"
         case .poolInfo: return "POOL_INFO"
         case .io(let r): return r.op == .read ? "IO_READ" : (r.op == .write ? "IO_WRITE" : "IO_FLUSH")
         case .mapAdd: return "MAP_ADD"

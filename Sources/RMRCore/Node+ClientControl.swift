@@ -130,6 +130,11 @@ extension Node {
             return
         }
         if rejoin {
+            if clientPools[p].legs[l].leaveMaintenanceOnRejoin {
+                clientPools[p].legs[l].leaveMaintenanceOnRejoin = false
+                // FIFO on the link: it arrives before any MAP_READY of the recovery below.
+                sendRequest(.leaveMaintenance, pool: name, to: pool.legs[l].address, kind: .fireAndForget)
+            }
             // The node stays NO_IO until it gets a map update (notes §6.3).
             switch clientPools[p].legs[l].state {
             case .failed, .created: moveLeg(pool: p, leg: l, to: .reconnecting)
@@ -274,7 +279,17 @@ extension Node {
         guard !leg.isSync else { return fail(token, .EINVAL, "\(session) is a sync session; it is enabled on join") }
         guard leg.member != 0 else { return fail(token, .EAGAIN, "\(session) has not joined yet") }
         if enable {
-            if leg.maintenance || leg.state == .created {
+            if leg.maintenance && !leg.linkUp {
+                // The node is unreachable: leave maintenance here; the node is told when it
+                // rejoins, and it still gets a map update before any IO.
+                clientPools[p].legs[l].maintenance = false
+                clientPools[p].legs[l].leaveMaintenanceOnRejoin = true
+                return completeAdmin(token, .ok)
+            }
+            if leg.maintenance {
+                return sendRequest(.leaveMaintenance, pool: name, to: leg.address, kind: .enable(session: session, enable: true, admin: token))
+            }
+            if leg.state == .created {
                 guard leg.linkUp else { return fail(token, .ENOTCONN, "\(session) is not connected") }
                 if leg.state == .created && clientPools[p].inUse {
                     // Extending a pool whose device is mapped: the new store must pass the BRMR
@@ -296,6 +311,8 @@ extension Node {
             return fail(token, .EINVAL, "maintenance mode needs a normal leg; \(session) is \(leg.state)\(leg.maintenance ? " (already in maintenance)" : "")")
         }
         // Set maintenance: everyone must agree which IOs the leg got, so freeze and drain first.
+        // A map spread this leg takes part in stops first (it is retried without it).
+        abortRecoveryIfInvolved(p, member: leg.member)
         clientPools[p].mapVersion = clientPools[p].mapVersion.incremented()
         clientPools[p].legs[l].maintenance = true
         moveLeg(pool: p, leg: l, to: .reconnecting)

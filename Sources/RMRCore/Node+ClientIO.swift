@@ -123,7 +123,10 @@ extension Node {
     private mutating func writeDataFinished(_ p: Int, _ id: UInt64) {
         let unit = clientPools[p].units[id]!
         for m in unit.failed { failLeg(p, member: m) }
-        if unit.succeeded.isEmpty { return finishUnit(p, id, .failed(.EIO)) }
+        if unit.succeeded.isEmpty {
+            recordIndeterminate(p, chunk: unit.chunk)
+            return finishUnit(p, id, .failed(.EIO))
+        }
         if unit.failed.isEmpty { return finishUnit(p, id, .ok(data: [])) }
         // Partial failure: the data is on ≥1 leg; the dirty record must reach ≥1 survivor.
         emit(.probe(.mapAddAfterPartialWrite))
@@ -148,8 +151,13 @@ extension Node {
         if response.isOK { clientPools[p].units[id]!.mapAddSucceeded = true } else { failLeg(p, member: member) }
         let unit = clientPools[p].units[id]!
         if unit.mapAddWaitingOn.isEmpty {
+            if !unit.mapAddSucceeded { recordIndeterminate(p, chunk: unit.chunk) }
             finishUnit(p, id, unit.mapAddSucceeded ? .ok(data: []) : .failed(.EIO))
         }
+    }
+
+    mutating func recordIndeterminate(_ p: Int, chunk: ChunkIndex) {
+        if !clientPools[p].indeterminate.contains(chunk) { clientPools[p].indeterminate.append(chunk) }
     }
 
     /// An IO to this leg failed: the leg goes FAILED (IO pools; sync legs too).

@@ -144,6 +144,17 @@ extension Node {
             if let l = clientPools[p].legIndex(member: a), clientPools[p].legs[l].state == .reconnecting {
                 moveLeg(pool: p, leg: l, to: .normal)
             }
+            let chunks = clientPools[p].indeterminate.sorted()
+            if !chunks.isEmpty {
+                job.phase = .markingIndeterminate(a, chunks: chunks)
+                clientPools[p].recovery = job
+                return sendRecovery(p, .markDirty(chunks: chunks, except: a), to: a)
+            }
+            job.phase = .draining
+            clientPools[p].recovery = job
+            nextSpread(p)
+        case .markingIndeterminate(_, let chunks):
+            clientPools[p].indeterminate.removeAll { chunks.contains($0) }
             job.phase = .draining
             clientPools[p].recovery = job
             nextSpread(p)

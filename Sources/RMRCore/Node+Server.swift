@@ -13,7 +13,7 @@ extension Node {
             switch request {
             case .join:
                 break  // Joins create sessions.
-            case .leave, .enablePool, .poolInfo, .io, .mapAdd, .mapClear, .mapReady, .mapSend, .mapBuffer, .mapBufDone,
+            case .leave, .enablePool, .leaveMaintenance, .poolInfo, .io, .mapAdd, .mapClear, .mapReady, .mapSend, .mapBuffer, .mapBufDone,
                  .mapDone, .mapDisable, .readMaps, .mapCheck, .lastIOToMap, .markDirty, .storeCheck, .sendMetadata,
                  .metadataRequest, .mapGetVersion, .mapSetVersion, .discard, .user:
                 // The pool is looked up on the sender's session (notes §4.3): a peer whose
@@ -27,6 +27,9 @@ extension Node {
         case .join(let j): serverJoin(s, j, rid: rid, from: peer)
         case .leave(let member, let delete, let fromSync): serverLeave(s, member: member, delete: delete, fromSync: fromSync, rid: rid, from: peer)
         case .enablePool(let enable): serverEnable(s, enable: enable, rid: rid, from: peer)
+        case .leaveMaintenance:
+            serverPools[s].maintenance = false
+            respond(.ok, rid: rid, pool: name, to: peer)
         case .poolInfo(let member, let op, let mode, let dirty): serverPoolInfo(s, member: member, op: op, mode: mode, dirty: dirty, rid: rid, from: peer)
         case .io(let io): serverIO(s, io, rid: rid, from: peer, isSync: isSyncSession)
         case .mapAdd(let chunk, let failed, let version): serverMapAdd(s, chunk: chunk, failed: failed, version: version, rid: rid, from: peer)

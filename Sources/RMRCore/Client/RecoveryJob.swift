@@ -15,6 +15,8 @@ enum RecoveryPhase: Sendable, Hashable {
     /// IO is frozen; waiting for in-flight IO units to finish.
     case draining
     case enablingAuthoritative(MemberID)
+    /// Case 2: chunks whose writes failed everywhere are marked dirty for all but the source.
+    case markingIndeterminate(MemberID, chunks: [ChunkIndex])
     case gettingVersions(waitingOn: [MemberID])
     case spreadReady(receiver: MemberID)
     case spreadSend(receiver: MemberID)
