@@ -89,8 +89,10 @@ extension Node {
             guard serverPools[s].syncPool != nil else {
                 return fail(token, .EINVAL, "server pool \(name) has no sync pool attached (add_clt)")
             }
+            serverPools[s].syncHeldByOperator = false
             startSyncThread(s, why: "sync start")
         case .stop:
+            serverPools[s].syncHeldByOperator = true
             stopSyncThread(s, reason: "sync stop")
         }
         completeAdmin(token, .ok)

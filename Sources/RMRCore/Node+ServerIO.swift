@@ -265,7 +265,7 @@ extension Node {
     // MARK: Background sync thread (notes §5.2)
 
     mutating func autoStartSync(_ s: Int) {
-        guard serverPools[s].state == .normal, serverPools[s].syncPool != nil,
+        guard !serverPools[s].syncHeldByOperator, serverPools[s].state == .normal, serverPools[s].syncPool != nil,
               let own = serverPools[s].ownMap, !own.isEmpty else { return }
         startSyncThread(s, why: "normal with \(own.dirtyCount) dirty chunks")
     }

@@ -16,6 +16,10 @@ extension Node {
                 serverPools[s].nextCheck = serverPools[s].state == .normal ? now + Timing.serverCheckMapsInterval : nil
                 serverMapCheckTick(s)
                 trimIntents(s)
+                // A chunk sync that failed (a peer went away mid-chunk) stopped the thread, as in
+                // the reference; we restart it at the next tick instead of waiting for the
+                // operator, unless the operator stopped it (fuzz seed 257).
+                autoStartSync(s)
             }
         }
         // Requests unanswered for the command timeout are failed like a lost link would fail

@@ -72,6 +72,8 @@ struct ServerPool: Sendable {
     var markedDelete = false
     var syncPool: String?
     var syncThread: SyncThreadState = .stopped
+    /// The operator wrote `sync stop`: no automatic restart until `sync start`.
+    var syncHeldByOperator = false
     var syncCursor: ChunkIndex = 0
     var syncInFlight = 0
     var locks: [ChunkIndex: ChunkLock] = [:]
