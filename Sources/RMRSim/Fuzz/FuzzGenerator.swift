@@ -230,7 +230,12 @@ public struct FuzzPlan: Sendable {
         switch kind {
         case .diskError, .removeStore:
             var out: [String] = []
-            if kind == .diskError { out.append("\(n)$ echo 1 > /sys/class/brmr-server/stores/\(p)/remove_store") }
+            if kind == .diskError {
+                // Repair after the injected error window (begin + 2 s + host index), or the next
+                // IO error closes the store again with nobody left to repair it (seed 103).
+                out.append("advance \(seconds(2_000_000_000 + (UInt64(h) * 1_000_000_000)))")
+                out.append("\(n)$ echo 1 > /sys/class/brmr-server/stores/\(p)/remove_store")
+            }
             out.append("\(n)$ echo 'device=/dev/sda pool=\(p) mapped_size=\(mappedSectors) mode=add' > /sys/class/brmr-server/ctl/add_store")
             return out
         case .maintenance:
