@@ -166,6 +166,9 @@ public enum IgnoreReason: Sendable, Hashable {
     case noSession(pool: String, peer: HostAddress)
     /// A map source whose sync session to the receiver is not (yet) back: the spread is retried.
     case mapSourceCannotReachReceiver(pool: String, receiver: MemberID)
+    /// A store IO completed after its store was removed or replaced: the IO fails, the
+    /// current store is untouched.
+    case completionOfRemovedStore(pool: String)
 }
 
 /// Rare events the fuzzer counts (issue 4, coverage probes).

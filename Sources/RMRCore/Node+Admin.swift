@@ -162,7 +162,7 @@ extension Node {
         serverPools[s].mapMembers = []; serverPools[s].maps = []; serverPools[s].mapGeneration = []
         serverPools[s].intents = [:]; serverPools[s].intentPins = [:]
         serverPools[s].store = ServerStore(device: device, open: true, mapped: false, mappedSectors: mappedSectors,
-                                           deviceSectors: deviceSectors, replacing: false)
+                                           deviceSectors: deviceSectors, replacing: false, incarnation: nextSerial())
         emit(.transitioned(Transition(machine: .store(name), from: "closed", to: "open", cause: cause, at: now)))
         moveServerPool(s, to: .registered)
         completeAdmin(token, .ok)
@@ -229,7 +229,7 @@ extension Node {
         for c in md.writeIntents { p.intentStamp += 1; p.intents[c] = p.intentStamp }
         p.intentPins = [:]
         p.store = ServerStore(device: device, open: true, mapped: md.storeMapped, mappedSectors: md.mappedSectors,
-                              deviceSectors: deviceSectors, replacing: md.mapVersion.isReplacing)
+                              deviceSectors: deviceSectors, replacing: md.mapVersion.isReplacing, incarnation: nextSerial())
         serverPools[s] = p
         emit(.transitioned(Transition(machine: .store(p.name), from: "closed", to: "open", cause: cause, at: now)))
         if serverPools[s].state == .empty { moveServerPool(s, to: .registered) }
@@ -271,7 +271,7 @@ extension Node {
         serverPools[s].intents = [:]; serverPools[s].intentPins = [:]
         serverPools[s].lastIO = Array(repeating: nil, count: Limits.maxQueueDepth)
         serverPools[s].store = ServerStore(device: device, open: true, mapped: true, mappedSectors: mappedSectors,
-                                           deviceSectors: deviceSectors, replacing: true)
+                                           deviceSectors: deviceSectors, replacing: true, incarnation: nextSerial())
         emit(.probe(.storeReplaced))
         emit(.transitioned(Transition(machine: .store(name), from: "closed", to: "open", cause: cause, at: now)))
         if serverPools[s].state == .empty { moveServerPool(s, to: .registered) }

@@ -52,7 +52,7 @@ extension Node {
         switch io.op {
         case .read:
             let tag = StoreTag(nextSerial())
-            storeOps[tag] = .clientIO(pool: name, peer: peer, rid: rid, request: io, isSync: isSync)
+            storeOps[tag] = .clientIO(pool: name, peer: peer, rid: rid, request: io, isSync: isSync, store: store.incarnation)
             emit(.submitStore(tag, device: store.device, .read(offsetBytes: io.offsetBytes, lengthBytes: io.lengthBytes)))
         case .write:
             admitWrite(s, io, chunk: chunk, rid: rid, from: peer)
@@ -85,7 +85,7 @@ extension Node {
             return respond(.failed(.EIO), rid: rid, pool: name, to: peer)
         }
         let tag = StoreTag(nextSerial())
-        storeOps[tag] = .clientIO(pool: name, peer: peer, rid: rid, request: io, isSync: false)
+        storeOps[tag] = .clientIO(pool: name, peer: peer, rid: rid, request: io, isSync: false, store: store.incarnation)
         emit(.submitStore(tag, device: store.device, .write(offsetBytes: io.offsetBytes, data: io.data)))
     }
 
@@ -99,7 +99,7 @@ extension Node {
             return []
         }
         var updates: [MetadataUpdate] = []
-        if serverPools[s].intents.count >= Limits.writeIntentCapacity {
+        if serverPools[s].intents.count >= options.writeIntentCapacity {
             // Minimum stamp is unique, so the choice does not depend on dictionary order.
             var victim: (ChunkIndex, UInt64)?
             for (c, t) in serverPools[s].intents where (serverPools[s].intentPins[c] ?? 0) == 0 {
@@ -132,9 +132,16 @@ extension Node {
     mutating func handleStoreCompleted(_ tag: StoreTag, _ result: StoreResult) {
         guard let context = storeOps.removeValue(forKey: tag) else { return }
         switch context {
-        case .clientIO(let pool, let peer, let rid, let request, let isSync):
+        case .clientIO(let pool, let peer, let rid, let request, let isSync, let store):
             guard let s = serverPoolIndex(pool) else { return respond(.failed(.EIO), rid: rid, pool: pool, to: peer) }
             let chunk = serverPools[s].geometry.chunk(ofByte: request.offsetBytes)
+            guard serverPools[s].store?.incarnation == store else {
+                // Submitted to a store since removed or replaced: whatever the old device did,
+                // the current store does not hold it, and its error is not the current store's.
+                if request.op == .write { unpinIntent(s, chunk: chunk) }
+                emit(.ignored(.completionOfRemovedStore(pool: pool)))
+                return respond(.failed(.EIO), rid: rid, pool: pool, to: peer)
+            }
             switch result {
             case .ok(let data):
                 if request.op == .write {
@@ -148,8 +155,12 @@ extension Node {
                 if !isSync { storeFailed(s) }
                 respond(.failed(errno), rid: rid, pool: pool, to: peer)
             }
-        case .syncWrite(let pool, let chunk, let lock):
+        case .syncWrite(let pool, let chunk, let lock, let store):
             guard let s = serverPoolIndex(pool) else { return }
+            guard serverPools[s].store?.incarnation == store else {
+                emit(.ignored(.completionOfRemovedStore(pool: pool)))
+                return chunkSyncFailed(s, chunk: chunk, lock: lock)
+            }
             switch result {
             case .ok: chunkSyncDurable(s, chunk: chunk, lock: lock)
             case .failed:
@@ -204,7 +215,7 @@ extension Node {
         case .ok(let data):
             guard let store = serverPools[s].store, store.open else { return chunkSyncFailed(s, chunk: chunk, lock: lock) }
             let tag = StoreTag(nextSerial())
-            storeOps[tag] = .syncWrite(pool: name, chunk: chunk, lock: lock)
+            storeOps[tag] = .syncWrite(pool: name, chunk: chunk, lock: lock, store: store.incarnation)
             emit(.submitStore(tag, device: store.device, .write(offsetBytes: serverPools[s].geometry.firstByte(of: chunk), data: data)))
         case .failed:
             emit(.probe(.syncSourceFailedMidChunk))

@@ -71,7 +71,7 @@ extension Node {
 
     /// Drops write intents no slot or write in flight still pins, once the log is half full.
     private mutating func trimIntents(_ s: Int) {
-        guard serverPools[s].intents.count > Limits.writeIntentCapacity / 2 else { return }
+        guard serverPools[s].intents.count > options.writeIntentCapacity / 2 else { return }
         let cold = serverPools[s].intents.keys.filter { (serverPools[s].intentPins[$0] ?? 0) == 0 }.sorted()
         guard !cold.isEmpty else { return }
         for c in cold { serverPools[s].intents[c] = nil }

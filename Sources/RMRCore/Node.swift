@@ -25,13 +25,20 @@ public struct NodeOptions: Sendable, Hashable {
     /// The storage node's chunk size (the reference's rmr-server `chunk_size` module
     /// parameter): stores are formatted with it, and client pools must use the same.
     public var serverChunkBytes: UInt64
+    /// Write-intent (activity log) capacity per server pool, in chunks: a full log evicts the
+    /// least recently written unpinned chunk, and the recovery tick trims unpinned intents
+    /// once the log is half full. The fuzzer draws small values to exercise both.
+    public var writeIntentCapacity: Int
     public init(verify: Bool = false, queueDepth: Int = Limits.defaultQueueDepth,
-                syncQueueDepth: Int = Limits.defaultSyncQueueDepth, serverChunkBytes: UInt64 = Limits.defaultChunkBytes) {
+                syncQueueDepth: Int = Limits.defaultSyncQueueDepth, serverChunkBytes: UInt64 = Limits.defaultChunkBytes,
+                writeIntentCapacity: Int = Limits.writeIntentCapacity) {
         precondition(serverChunkBytes.nonzeroBitCount == 1 && serverChunkBytes >= Limits.minChunkBytes
                      && serverChunkBytes <= Limits.maxChunkBytes, "server chunk size out of range")
         self.serverChunkBytes = serverChunkBytes
         precondition(queueDepth > 0 && queueDepth <= Limits.maxQueueDepth, "queue depth out of range")
         precondition(syncQueueDepth > 0, "sync queue depth must be positive")
+        precondition(writeIntentCapacity >= 2, "write-intent capacity must be at least 2")
+        self.writeIntentCapacity = writeIntentCapacity
         self.verify = verify
         self.queueDepth = queueDepth
         self.syncQueueDepth = syncQueueDepth
@@ -80,8 +87,8 @@ struct BlockParent: Sendable, Hashable {
 
 /// What to do when a store IO completes.
 enum StoreContext: Sendable, Hashable {
-    case clientIO(pool: String, peer: HostAddress, rid: RequestID, request: IORequest, isSync: Bool)
-    case syncWrite(pool: String, chunk: ChunkIndex, lock: UInt64)
+    case clientIO(pool: String, peer: HostAddress, rid: RequestID, request: IORequest, isSync: Bool, store: UInt64)
+    case syncWrite(pool: String, chunk: ChunkIndex, lock: UInt64, store: UInt64)
 }
 
 /// What to do when a persist completes.

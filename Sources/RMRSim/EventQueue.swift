@@ -58,6 +58,15 @@ public struct EventQueue<Payload> {
         return (top.time, top.seq, payload)
     }
 
+    /// The pending events whose payload matches, in pop order (time, then sequence number).
+    /// Leaves the queue unchanged.
+    public func pending(where matches: (Payload) -> Bool) -> [(time: UInt64, seq: UInt64, payload: Payload)] {
+        var out: [(time: UInt64, seq: UInt64, payload: Payload)] = []
+        for k in heap { if let p = slots[k.slot], matches(p) { out.append((k.time, k.seq, p)) } }
+        out.sort { $0.time != $1.time ? $0.time < $1.time : $0.seq < $1.seq }
+        return out
+    }
+
     public mutating func removeAll() {
         heap.removeAll()
         slots.removeAll()

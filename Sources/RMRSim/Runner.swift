@@ -92,6 +92,12 @@ public final class ScenarioRunner {
             world.addDisk(host: host, name: device, sectors: sectors)
         case .linkParameters(let a, let b, let p):
             if let a, let b { world.network.setParameters(world.host(a)!.index, world.host(b)!.index, p) } else { world.network.defaults = p }
+        case .setCount(let key, let value):
+            switch key {
+            case "crash-in-flight": world.config.crashInFlightLandPercent = value
+            case "write-intent-capacity": world.config.nodeOptions.writeIntentCapacity = Int(value)
+            default: break
+            }
         case .setOption(let key, let nanos):
             switch key {
             case "reconnect-delay": world.config.reconnectDelayNanos = nanos
@@ -143,6 +149,14 @@ public final class ScenarioRunner {
         case .crash(let h):
             sayWorld(step)
             world.crash(h)
+        case .crashDuringSync(let h, let within):
+            sayWorld(step)
+            guard let host = world.host(h), host.alive else { return fail(step, "\(h) is down") }
+            world.crashDuringNextSyncWrite(h)
+            if !poll(within: within, { !host.alive }) && world.failure == nil {
+                world.disarmCrashTrigger(h)
+                world.crash(h)
+            }
         case .restart(let h):
             sayWorld(step)
             world.restart(h)

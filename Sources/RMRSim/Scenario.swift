@@ -27,6 +27,8 @@ public enum StepKind: Sendable {
     case disk(host: String, device: String, sectors: UInt64)
     case linkParameters(a: String?, b: String?, LinkParameters)
     case setOption(key: String, nanos: UInt64)
+    /// `set crash-in-flight N%` | `set write-intent-capacity N` (before the hosts it affects).
+    case setCount(key: String, value: UInt64)
     case write(host: String, path: String, value: String, command: AdminCommand)
     case read(host: String, path: String, expected: [String])
     case shellNoop(host: String, command: String)
@@ -38,6 +40,9 @@ public enum StepKind: Sendable {
     case partition(String, String, oneWay: Bool)
     case heal
     case crash(String)
+    /// `crash HOST during sync within D`: crash while the host's next chunk-sync write is in
+    /// flight, or at the end of D if it makes none.
+    case crashDuringSync(String, within: UInt64)
     case restart(String)
     case diskError(host: String, device: String, count: Int?, duration: UInt64?)
     case replaceDisk(host: String, device: String, sectors: UInt64?)
@@ -231,6 +236,11 @@ struct ScenarioParser {
         case "heal":
             guard w.count == 1 else { throw SimError("usage: heal") }
             return .heal
+        case "crash" where w.count > 2:
+            guard w.count == 6, w[2] == "during", w[3] == "sync", w[4] == "within" else {
+                throw SimError("usage: crash HOST | crash HOST during sync within DURATION")
+            }
+            return .crashDuringSync(try knownHost(w[1]), within: try duration(w[5]))
         case "crash", "restart":
             guard w.count == 2 else { throw SimError("usage: \(w[0]) HOST") }
             let h = try knownHost(w[1])
@@ -246,6 +256,17 @@ struct ScenarioParser {
         case "advance":
             guard w.count == 2 else { throw SimError("usage: advance DURATION") }
             return .advance(try duration(w[1]))
+        case "set" where w.count == 3 && ["crash-in-flight", "write-intent-capacity"].contains(w[1]):
+            if w[1] == "crash-in-flight" {
+                guard w[2].hasSuffix("%"), let n = UInt64(w[2].dropLast()), n <= 100 else {
+                    throw SimError("set crash-in-flight: expected a percentage 0%..100%, got '\(w[2])'")
+                }
+                return .setCount(key: w[1], value: n)
+            }
+            guard let n = UInt64(w[2]), n >= 2, n <= UInt64(Limits.writeIntentCapacity) else {
+                throw SimError("set write-intent-capacity: expected a number of chunks 2..\(Limits.writeIntentCapacity), got '\(w[2])'")
+            }
+            return .setCount(key: w[1], value: n)
         case "set":
             guard w.count == 3 else { throw SimError("usage: set reconnect-delay|heartbeat-timeout|disk-latency|disk-jitter DURATION") }
             guard ["reconnect-delay", "heartbeat-timeout", "disk-latency", "disk-jitter", "metadata-latency", "connect-delay"].contains(w[1]) else {

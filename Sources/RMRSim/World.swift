@@ -43,6 +43,10 @@ public struct WorldConfig: Sendable {
     public var diskLatencyNanos: UInt64 = 100_000
     public var diskJitterNanos: UInt64 = 50_000
     public var metadataLatencyNanos: UInt64 = 200_000
+    /// At a crash, each message the crashed host had on the wire (sent, not yet delivered)
+    /// still reaches its peer with this probability, independently; the rest are lost. 0: all
+    /// are lost (the peers see the connection drop first). Scenario: `set crash-in-flight N%`.
+    public var crashInFlightLandPercent: UInt64 = 0
     /// Core options for every node (the simulator verifies invariants).
     public var nodeOptions = NodeOptions(verify: true)
     public init() {}
@@ -64,6 +68,9 @@ enum SimEvent {
     case connectAttempt(key: Int, attempt: UInt64)
     case heartbeat(key: Int, epoch: UInt64)
     case workloadIssue(Int)
+    /// A triggered crash (`crash HOST during sync`): crash the host if it is still the same
+    /// incarnation.
+    case crashHost(host: Int, incarnation: UInt64)
 }
 
 struct Connection {
@@ -118,6 +125,10 @@ public final class World {
     public var timeline: TimelineRecorder?
     /// Fuzzer checkers: sees every effect before the world performs it (nil: no cost).
     public var effectHook: ((World, Int, Effect) -> Void)?
+    /// Hosts armed by `crash HOST during sync`.
+    var crashOnSyncWrite: [Int] = []
+    /// Crashes that `crash HOST during sync` placed inside a chunk-sync write (not at its timeout).
+    public private(set) var crashesDuringSyncWrite = 0
 
     public init(seed: UInt64, config: WorldConfig = WorldConfig()) {
         self.seed = seed
@@ -273,6 +284,11 @@ public final class World {
         case .workloadIssue(let w):
             workloads[w].issuePending = false
             issue(workloads[w])
+        case .crashHost(let h, let inc):
+            guard hosts[h].alive, hosts[h].incarnation == inc else { return }
+            trace.note(now, hosts[h].name, "triggered crash: chunk-sync write in flight", self)
+            crashesDuringSyncWrite += 1
+            crash(hosts[h].name)
         }
     }
 
@@ -347,6 +363,13 @@ public final class World {
             host.wants.removeAll { $0 == dst }
             reconcile(h, dst)
         case .submitStore(let tag, let device, let op):
+            if crashOnSyncWrite.contains(h), case .write(let off, let data) = op, isChunkSyncWrite(h, device, offset: off, length: data.count) {
+                // Crash somewhere between now and the slower of the data write and a metadata write.
+                crashOnSyncWrite.removeAll { $0 == h }
+                let d = host.disk(named: device)
+                let span = max(d.map { $0.latencyNanos + $0.jitterNanos } ?? config.diskLatencyNanos, config.metadataLatencyNanos + (d?.jitterNanos ?? 0))
+                schedule(now + crashRandom.below(span + 1), .crashHost(host: h, incarnation: host.incarnation))
+            }
             let disk = host.disk(named: device)
             let t = now + (disk.map { $0.latencyNanos + diskRandom.below($0.jitterNanos + 1) } ?? config.diskLatencyNanos)
             let kind: StoreKind
@@ -491,10 +514,30 @@ public final class World {
         for x in hosts.indices { for y in hosts.indices where x < y { reconcile(x, y) } }
     }
 
+    /// Arms `crash HOST during sync`: the host crashes at a random instant while its next
+    /// chunk-sync write (a whole-chunk write to a chunk it holds locked for sync) is in flight.
+    public func crashDuringNextSyncWrite(_ name: String) {
+        let h = hostByName[name]!
+        if !crashOnSyncWrite.contains(h) { crashOnSyncWrite.append(h) }
+    }
+
+    public func disarmCrashTrigger(_ name: String) { crashOnSyncWrite.removeAll { $0 == hostByName[name]! } }
+
+    func isChunkSyncWrite(_ h: Int, _ device: String, offset: UInt64, length: Int) -> Bool {
+        guard let node = hosts[h].node else { return false }
+        let chunkBytes = config.nodeOptions.serverChunkBytes
+        guard UInt64(length) == chunkBytes, offset % chunkBytes == 0 else { return false }
+        for pool in node.serverPoolNames where node.store(forPool: pool)?.device == device {
+            if node.isChunkLocked(pool: pool, chunk: offset / chunkBytes) { return true }
+        }
+        return false
+    }
+
     public func crash(_ name: String) {
         let h = hostByName[name]!
         let host = hosts[h]
         guard host.alive else { return }
+        crashOnSyncWrite.removeAll { $0 == h }
         for d in host.disks {
             let r = d.crash(random: &crashRandom)
             for w in r.writes {
@@ -510,9 +553,30 @@ public final class World {
         host.wants = []
         host.timerAt = nil
         trace.note(now, name, "CRASH \(name)", self)
+        landInFlightMessages(from: h)
         timeline?.marker(now, host: name, "crash", fault: true)
         for w in workloads where w.host == h && !w.finished { workloadHostCrashed(w) }
         reconcileAll(h)
+    }
+
+    /// Messages the crashed host `h` had on the wire: with `crashInFlightLandPercent` each one
+    /// independently reaches its peer now (it had left the host before the crash), before the
+    /// peer sees the connection drop; the others are lost with the connection.
+    func landInFlightMessages(from h: Int) {
+        guard config.crashInFlightLandPercent > 0 else { return }
+        let onTheWire = queue.pending { event in
+            if case .message(let from, _, _, _) = event { return from == h }
+            return false
+        }
+        for (_, _, event) in onTheWire {
+            guard case .message(_, let to, let epoch, let m) = event else { continue }
+            guard crashRandom.below(100) < config.crashInFlightLandPercent else { continue }
+            guard let c = connections[pairKey(h, to)], c.established, c.epoch == epoch,
+                  network.isUp(from: h, to: to), hosts[to].alive else { continue }
+            trace.note(now, hosts[to].name, "landed from crashed \(hosts[h].name): " + messageText(m), self)
+            apply(to, .received(m, from: hosts[h].address))
+            if failure != nil { return }
+        }
     }
 
     public func restart(_ name: String) {

@@ -243,6 +243,30 @@ import Testing
         #expect(c.node("stg1").serverPool(pool)!.mapVersion.isReplacing == false)
     }
 
+    /// A write submitted to the old disk completes (with an error) after the operator has
+    /// already replaced the store: the error belongs to the removed store. The new store stays
+    /// open, the write is acknowledged through the other leg, and the new disk is resynced.
+    /// (Fuzz seed 227: before the fix the late error closed the new store for good.)
+    @Test func lateCompletionFromARemovedStoreLeavesTheNewStoreOpen() {
+        let c = ready(2)
+        c.hosts[c.index("stg1")].disks["/dev/sda"]!.failWrites = true
+        c.diskLatency = .milliseconds(10)
+        let tag = c.startBlockIO("client", .write, offset: 3 * chunkBytes, length: block, data: pattern(3, 1))
+        c.advance(.milliseconds(15))  // stg1 has submitted the data write; it completes at ~21 ms
+        c.diskLatency = Duration(nanos: 100_000)
+        c.ok("stg1", .removeStore(pool: pool))
+        c.hosts[c.index("stg1")].disks["/dev/sdb"] = TestDisk(sizeSectors: mapped * 2 + 8192)
+        c.ok("stg1", .addStore(device: "/dev/sdb", pool: pool, mappedSectors: mapped, mode: .replace))
+        #expect(c.node("stg1").store(forPool: pool)?.open == true)
+        c.advance(.milliseconds(20))  // the old disk's EIO arrives
+        #expect(c.blockResults[tag] == .ok(data: []))
+        #expect(c.node("stg1").store(forPool: pool)?.open == true, "a removed store's error must not close the new one")
+        let settled = c.waitUntil(RecoveryTests.settled(2))
+        #expect(settled)
+        #expect(Bool(c.diskBytes("stg1", "/dev/sdb", 0, mapped * 512) == c.diskBytes("stg0", "/dev/sda", 0, mapped * 512)))
+        #expect(Bool(c.diskBytes("stg1", "/dev/sdb", 3 * chunkBytes, block) == pattern(3, 1)))
+    }
+
     /// Acknowledgement rule: if every leg fails the write fails; if the MAP_ADD reaches no
     /// survivor the write fails too.
     @Test func writeFailsWhenNoLegTakesIt() {

@@ -63,6 +63,11 @@ func parseErrors(_ text: String) -> [String] {
         ("host a storage ip 1.2.3.4\nexpect error EINVAL\nadvance 1s", "t.scenario:3: `expect error` must be followed"),
         ("host a storage ip 1.2.3.4\nworkload stop w", "t.scenario:2: unknown workload 'w'"),
         ("include missing.inc", "t.scenario:1: cannot read included file"),
+        ("set crash-in-flight 120%", "t.scenario:1: set crash-in-flight: expected a percentage"),
+        ("set crash-in-flight 50", "t.scenario:1: set crash-in-flight: expected a percentage"),
+        ("set write-intent-capacity 1", "t.scenario:1: set write-intent-capacity: expected a number of chunks"),
+        ("host a storage ip 1.2.3.4\ncrash a during sync", "t.scenario:2: usage: crash HOST | crash HOST during sync within DURATION"),
+        ("host a storage ip 1.2.3.4\ncrash a during sync within soon", "t.scenario:2: 'soon' is not a duration"),
     ])
     func errorsCarryFileAndLine(text: String, expected: String) {
         let errors = parseErrors(text)
@@ -139,6 +144,21 @@ func parseErrors(_ text: String) -> [String] {
         #expect(w.connections[w.pairKey(0, 1)]?.established == true)
     }
 
+    /// `set crash-in-flight`: at a crash, messages the host had on the wire land (100%) or are
+    /// lost with the connection (0%, the default).
+    @Test(arguments: [(UInt64(0), false), (UInt64(100), true)])
+    func inFlightMessagesOfACrashedHost(percent: UInt64, lands: Bool) {
+        let w = world()
+        w.config.crashInFlightLandPercent = percent
+        w.perform(.connect(peer: "10.0.0.2"), from: 0)
+        w.run(until: 10_000_000)
+        w.perform(.send(.request(RequestID(1), pool: "p", .mapReady), to: "10.0.0.2"), from: 0)
+        w.crash("a")
+        w.run(until: w.now + 10_000_000)
+        #expect(notes(w).contains { $0.contains("b <- recv MAP_READY") } == lands)
+        #expect(notes(w).contains { $0.contains("landed from crashed a: MAP_READY") } == lands)
+    }
+
     @Test func asymmetricPartitionBreaksAfterHeartbeat() {
         let w = world()
         w.perform(.connect(peer: "10.0.0.2"), from: 0)
@@ -148,6 +168,21 @@ func parseErrors(_ text: String) -> [String] {
         #expect(w.connections[w.pairKey(0, 1)]?.established == true)
         w.run(until: w.now + 600_000_000)
         #expect(w.connections[w.pairKey(0, 1)]?.established == false)
+    }
+}
+
+@Suite struct CrashDuringSyncTests {
+    /// `crash HOST during sync` crashes the node inside a chunk-sync write (not at its
+    /// timeout), and the scenario still recovers.
+    @Test func crashLandsInsideAChunkSyncWrite() {
+        guard case .success(let s) = Scenario.load(path: packageRoot + "/Scenarios/fault-crash-during-resync.scenario") else {
+            Issue.record("scenario does not parse")
+            return
+        }
+        let runner = ScenarioRunner(scenario: s, options: RunOptions(seed: 1))
+        let result = runner.run()
+        #expect(result.passed, "\(result.failure ?? "")")
+        #expect(runner.world.crashesDuringSyncWrite == 1)
     }
 }
 

@@ -11,6 +11,9 @@ struct ServerStore: Sendable, Hashable {
     var deviceSectors: UInt64
     /// Replaced by an empty disk (`add_store mode=replace`) and not yet fully resynced.
     var replacing: Bool
+    /// Which opening of a store this is (a node serial): IO submitted to an earlier one (before
+    /// remove_store / add_store) completes against that one, never against this.
+    var incarnation: UInt64
     /// The reference's `io_allowed()`: only OPEN and MAPPED serve client IO.
     var ioAllowed: Bool { open && mapped }
 }

@@ -14,6 +14,7 @@ public enum FuzzAction: Sendable {
     case oneWay(Int, Int), oneWayEnd(Int, Int)
     case latency(Int, Int, micros: UInt64), latencyEnd(Int, Int)
     case crash(Int)            // host index (0 = client, 1... = storage)
+    case crashDuringSync(Int, within: UInt64)
     case restart(Int)
     case begin(FaultKind, Int) // operator action on storage host index
     case end(FaultKind, Int)
@@ -43,6 +44,10 @@ public struct FuzzPlan: Sendable {
     public var metadataLands: Bool
     public var beyondBudget: Bool
     public var enabled: [FaultKind]
+    /// Knobs (nil: the world's default).
+    public var crashInFlightPercent: UInt64?
+    public var writeIntentCapacity: UInt64?
+    public var diskTiming: (dataNanos: UInt64, jitterNanos: UInt64, metadataNanos: UInt64)?
     public var events: [FuzzEvent]
     public var groupCount: Int
     public var scheduleNanos: UInt64
@@ -71,6 +76,13 @@ public struct FuzzPlan: Sendable {
         add(headerLine)
         add("# rf=\(rf) chunk=\(chunkBytes / 1024)KiB chunks=\(chunks) faults=\(enabled.map(\.rawValue).joined(separator: ","))")
         add("# replay: rmr-sim fuzz-one \(seed) --profile \(profile)\(beyondBudget ? " --beyond-budget" : "")   or   rmr-sim run THIS_FILE --seed \(worldSeed)")
+        if let pct = crashInFlightPercent { add("set crash-in-flight \(pct)%") }
+        if let cap = writeIntentCapacity { add("set write-intent-capacity \(cap)") }
+        if let d = diskTiming {
+            add("set disk-latency \(d.dataNanos / 1000)us")
+            add("set disk-jitter \(d.jitterNanos / 1000)us")
+            add("set metadata-latency \(d.metadataNanos / 1000)us")
+        }
         for i in 0...rf { add("host \(hostName(i)) \(i == 0 ? "client" : "storage") ip \(address(i))") }
         for i in storage { add("disk \(hostName(i)) /dev/sda sectors \(mappedSectors * 2)") }
         // Bring-up (the guide's commands).
@@ -128,6 +140,8 @@ public struct FuzzPlan: Sendable {
                 latencyPairs.removeAll { $0 == (a, b) }
             case .crash(let h):
                 add("crash \(hostName(h))"); down.insert(h)
+            case .crashDuringSync(let h, let within):
+                add("crash \(hostName(h)) during sync within \(seconds(within))"); down.insert(h)
             case .restart(let h):
                 down.remove(h)
                 add("restart \(hostName(h))")
@@ -263,7 +277,9 @@ public enum FuzzGenerator {
         let qd = Int(min(profile.queueDepth.draw(&cr), UInt64(Limits.maxQueueDepth)))
         // Swarm: a random subset of fault kinds, each at its own rate.
         var enabled: [FaultKind] = []
-        for k in profile.kinds where fr.chance(percent: profile.enablePercent) { enabled.append(k) }
+        for k in profile.kinds where !k.isKnob && fr.chance(percent: profile.enablePercent) { enabled.append(k) }
+        var kr = WorldRandom(seed: WorldRandom.subSeed(seed, "fuzz-knobs"))
+        for k in profile.kinds where k.isKnob && kr.chance(percent: profile.enablePercent) { enabled.append(k) }
         let beyond = profile.beyondBudget
         if !beyond {
             // Operator actions that take away a leg need a second copy.
@@ -276,6 +292,13 @@ public enum FuzzGenerator {
                             metadataLands: enabled.contains(.metadataLands), beyondBudget: beyond, enabled: enabled,
                             events: [], groupCount: 0, scheduleNanos: profile.scheduleNanos,
                             waitNanos: profile.waitNanos, livenessNanos: profile.livenessNanos)
+        if enabled.contains(.inFlight) { plan.crashInFlightPercent = kr.inRange(10, 90) }
+        if enabled.contains(.intentLog) { plan.writeIntentCapacity = [2, 4, 8, 16, 32][Int(kr.below(5))] }
+        if enabled.contains(.diskTiming) {
+            let data = [20, 100, 500, 2_000][Int(kr.below(4))] * 1_000 as UInt64
+            let meta = [10, 50, 200, 1_000][Int(kr.below(4))] * 1_000 as UInt64
+            plan.diskTiming = (data, data / 2, meta)
+        }
         let T = profile.scheduleNanos
         let volumeBytes = chunks * chunkKiB * 1024
         var group = 0
@@ -360,6 +383,17 @@ public enum FuzzGenerator {
                 let h = kind == .crashClient ? 0 : storageHost
                 events.append(FuzzEvent(time: start, group: group, action: .crash(h)))
                 events.append(FuzzEvent(time: end, group: group, action: .restart(h)))
+                // Crash again while resyncing: armed right after the restart, it fires during
+                // the node's next chunk-sync write (or after `within`), then a second restart.
+                if kind == .crashStorage && rf >= 2 && enabled.contains(.crashDuringSync) && r.chance(percent: 60) {
+                    let within: UInt64 = 20_000_000_000
+                    let down2 = (1 + r.below(10)) * 1_000_000_000
+                    let end2 = end + 1 + within + down2
+                    guard end2 + 5_000_000_000 < T else { break }
+                    events.append(FuzzEvent(time: end + 1, group: group, action: .crashDuringSync(h, within: within)))
+                    events.append(FuzzEvent(time: end + 2 + down2, group: group, action: .restart(h)))
+                    if !beyond { busyUntil = max(busyUntil, end2 + 1_000_000_000) } else { downUntil[h] = end2 }
+                }
             default:
                 events.append(FuzzEvent(time: start, group: group, action: .begin(kind, storageHost)))
                 events.append(FuzzEvent(time: end, group: group, action: .end(kind, storageHost)))

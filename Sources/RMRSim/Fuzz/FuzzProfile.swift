@@ -25,9 +25,17 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case disassemble                  // del_sess mode=disassemble ... add_sess mode=assemble
     case removeStore = "remove_store" // remove_store ... add_store mode=add
     case replaceDisk = "replace_disk" // remove_store, new empty disk, add_store mode=replace
+    // Knobs: drawn from their own random stream (so adding them left every other seed's
+    // schedule as it was), rendered as `set` lines or extra steps.
+    case inFlight = "in_flight"       // at a crash, each message on the wire lands or is lost
+    case intentLog = "intent_log"     // a small write-intent log (eviction and trimming)
+    case diskTiming = "disk_timing"   // random data and metadata latencies (either may be faster)
+    case crashDuringSync = "crash_during_sync" // a restarted storage node crashes again mid chunk-sync write
 
-    /// Faults the harness schedules as events (metadataLands is a crash modifier).
-    public var isEvent: Bool { self != .metadataLands }
+    /// Faults the harness schedules as events (the others modify them).
+    public var isEvent: Bool { self != .metadataLands && !isKnob }
+    /// Drawn from the seed's knob stream rather than its fault stream.
+    public var isKnob: Bool { [.inFlight, .intentLog, .diskTiming, .crashDuringSync].contains(self) }
     public var isNetwork: Bool { [.linkFlap, .partition, .oneWay, .latency].contains(self) }
 }
 

@@ -70,6 +70,7 @@ public enum WorldProbe: String, CaseIterable {
     case crashWithPendingDataWrite, crashWithPendingMetadata, heartbeatLoss
     case storageCrashWhileClientDown, legFailedThenNormal, serverNoIOThenNormal
     case syncThreadStoppedByFault, dirtyChunkWrittenBySync, clientIOOnDirtyChunkWaited
+    case crashDuringChunkSyncWrite
 }
 
 public final class FuzzRunner {
@@ -119,6 +120,7 @@ public final class FuzzRunner {
             }
         }
         var ran = 0
+        var crashesSeen = 0
         for step in scenario.steps {
             ran += 1
             if case .crash(let h) = step.kind, let host = world.host(h), host.alive {
@@ -129,6 +131,10 @@ public final class FuzzRunner {
                 }
             }
             runner.execute(step)
+            if case .crashDuringSync = step.kind, world.crashesDuringSyncWrite > crashesSeen {
+                crashesSeen = world.crashesDuringSyncWrite
+                probes[WorldProbe.crashDuringChunkSyncWrite.rawValue, default: 0] += 1
+            }
             if header.metadataLands { for h in world.hosts { for d in h.disks { d.metadataPrefixLandsAtCrash = true } } }
             if runner.failure == nil, let f = world.failure { runner.fail(step, f.message) }
             if runner.failure != nil { break }
