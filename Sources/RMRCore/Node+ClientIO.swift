@@ -110,12 +110,13 @@ extension Node {
     }
 
     mutating func ioLegAnswered(pool name: String, unit id: UInt64, member: MemberID, _ response: Response) {
-        guard let p = clientPoolIndex(name), var unit = clientPools[p].units[id] else { return }
-        unit.waitingOn.removeAll { $0 == member }
-        switch unit.op {
+        // In place (copying the unit out and back retains and releases each of its arrays).
+        guard let p = clientPoolIndex(name),
+              let answered = clientPools[p].units[id]?.legAnswered(member, ok: response.isOK) else { return }
+        let (op, lengthBytes, allAnswered) = answered
+        switch op {
         case .read:
-            clientPools[p].units[id] = unit
-            if case .data(let data) = response, data.count == Int(unit.lengthBytes) {
+            if case .data(let data) = response, data.count == Int(lengthBytes) {
                 return finishUnit(p, id, .ok(data: data))
             }
             let errno: Errno
@@ -124,9 +125,7 @@ extension Node {
             if !clientPools[p].isSync { failLeg(p, member: member) }
             sendRead(p, id)
         case .write:
-            if response.isOK { unit.succeeded.append(member) } else { unit.failed.append(member) }
-            clientPools[p].units[id] = unit
-            if unit.waitingOn.isEmpty { writeDataFinished(p, id) }
+            if allAnswered { writeDataFinished(p, id) }
         case .flush:
             finishUnit(p, id, .ok(data: []))
         }

@@ -56,6 +56,18 @@ struct IOUnit: Sendable, Hashable {
     var firstError: Errno?
 }
 
+extension IOUnit {
+    /// `member` answered a data request: it is no longer waited on; a write records whether it
+    /// took the data. Returns the operation, the length, and whether no leg is waited on.
+    mutating func legAnswered(_ member: MemberID, ok: Bool) -> (IOOperation, UInt64, Bool) {
+        waitingOn.removeAll { $0 == member }
+        if op == .write {
+            if ok { succeeded.append(member) } else { failed.append(member) }
+        }
+        return (op, lengthBytes, waitingOn.isEmpty)
+    }
+}
+
 /// An operation that needs IO frozen and drained before it proceeds.
 enum FreezeAction: Sendable, Hashable {
     case recovery(job: UInt64)
