@@ -48,32 +48,44 @@ extension Node {
             var unit = IOUnit(id: id, owner: q.owner, op: q.op, offsetBytes: q.offsetBytes, lengthBytes: q.lengthBytes,
                               data: q.data, chunk: clientPools[p].geometry.chunk(ofByte: q.offsetBytes))
             unit.slot = slot
-            clientPools[p].units[id] = unit
             switch q.op {
-            case .write: startWrite(p, id)
-            case .read: sendRead(p, id)
-            case .flush: finishUnit(p, id, .ok(data: []))
+            case .write:
+                startWrite(p, unit)
+            case .read:
+                clientPools[p].units[id] = unit
+                sendRead(p, id)
+            case .flush:
+                clientPools[p].units[id] = unit
+                finishUnit(p, id, .ok(data: []))
             }
         }
     }
 
-    private mutating func startWrite(_ p: Int, _ id: UInt64) {
+    /// Starts a write unit (not yet in `units`: it is stored once, with its targets).
+    private mutating func startWrite(_ p: Int, _ unit: consuming IOUnit) {
         precondition(!clientPools[p].isSync, "writes through a sync pool are refused")
-        let targets = clientPools[p].writeTargets
-        guard !targets.isEmpty else { return finishUnit(p, id, .failed(.EIO)) }
-        let unit = clientPools[p].units[id]!
-        let piggyback = clientPools[p].piggybackMembers
+        let id = unit.id
+        // Static helpers on the stored arrays: a computed property of `clientPools[p]` copies the pool.
+        let targets = ClientPool.writeTargets(clientPools[p].legs)
+        guard !targets.isEmpty else {
+            clientPools[p].units[id] = unit
+            return finishUnit(p, id, .failed(.EIO))
+        }
+        let piggyback = ClientPool.piggybackMembers(clientPools[p].members, clientPools[p].legs)
         precondition(piggyback.count <= Limits.maxLegs, "more failed members than legs")
         for m in piggyback { clientPools[p].markDirty(m, chunk: unit.chunk, at: now) }
         if !piggyback.isEmpty { emit(.probe(.piggybackedFailedMember)) }
-        clientPools[p].units[id]!.waitingOn = targets
-        clientPools[p].units[id]!.piggybacked = piggyback
+        unit.waitingOn = targets
+        unit.piggybacked = piggyback
+        let (offsetBytes, lengthBytes, data, slot) = (unit.offsetBytes, unit.lengthBytes, unit.data, unit.slot)
+        clientPools[p].units[id] = unit
         let version = clientPools[p].mapVersion
+        let name = clientPools[p].name
         for m in targets {
-            let leg = clientPools[p].legs[clientPools[p].legIndex(member: m)!]
-            let io = IORequest(op: .write, offsetBytes: unit.offsetBytes, lengthBytes: unit.lengthBytes, data: unit.data,
-                               slot: unit.slot, mapVersion: version, failedMembers: piggyback, target: m)
-            sendRequest(.io(io), pool: clientPools[p].name, to: leg.address, kind: .ioLeg(unit: id, member: m))
+            let address = clientPools[p].legs[clientPools[p].legIndex(member: m)!].address
+            let io = IORequest(op: .write, offsetBytes: offsetBytes, lengthBytes: lengthBytes, data: data,
+                               slot: slot, mapVersion: version, failedMembers: piggyback, target: m)
+            sendRequest(.io(io), pool: name, to: address, kind: .ioLeg(unit: id, member: m))
         }
     }
 
@@ -98,12 +110,13 @@ extension Node {
     }
 
     mutating func ioLegAnswered(pool name: String, unit id: UInt64, member: MemberID, _ response: Response) {
-        guard let p = clientPoolIndex(name), var unit = clientPools[p].units[id] else { return }
-        unit.waitingOn.removeAll { $0 == member }
-        switch unit.op {
+        // In place (copying the unit out and back retains and releases each of its arrays).
+        guard let p = clientPoolIndex(name),
+              let answered = clientPools[p].units[id]?.legAnswered(member, ok: response.isOK) else { return }
+        let (op, lengthBytes, allAnswered) = answered
+        switch op {
         case .read:
-            clientPools[p].units[id] = unit
-            if case .data(let data) = response, data.count == Int(unit.lengthBytes) {
+            if case .data(let data) = response, data.count == Int(lengthBytes) {
                 return finishUnit(p, id, .ok(data: data))
             }
             let errno: Errno
@@ -112,9 +125,7 @@ extension Node {
             if !clientPools[p].isSync { failLeg(p, member: member) }
             sendRead(p, id)
         case .write:
-            if response.isOK { unit.succeeded.append(member) } else { unit.failed.append(member) }
-            clientPools[p].units[id] = unit
-            if unit.waitingOn.isEmpty { writeDataFinished(p, id) }
+            if allAnswered { writeDataFinished(p, id) }
         case .flush:
             finishUnit(p, id, .ok(data: []))
         }

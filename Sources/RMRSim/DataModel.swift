@@ -70,12 +70,15 @@ public final class DataModel {
     public private(set) var sectorsVerified: UInt64 = 0
     /// Sectors ever written (acked or indeterminate), for the final verification pass.
     private var touched: [Bool]
+    /// Writes in flight per sector (`hasWriteInFlight` without scanning `inflightWrites`).
+    private var inflightPerSector: [UInt32]
 
     public init(device: String, sectors: UInt64) {
         self.device = device
         self.sectors = sectors
         acked = Array(repeating: 0, count: Int(sectors))
         touched = Array(repeating: false, count: Int(sectors))
+        inflightPerSector = Array(repeating: 0, count: Int(sectors))
     }
 
     /// Starts a write; returns the data to send.
@@ -94,11 +97,17 @@ public final class DataModel {
         touched.withUnsafeMutableBufferPointer { t in
             for s in Int(firstSector)..<Int(firstSector + count) { t[s] = true }
         }
+        inflightPerSector.withUnsafeMutableBufferPointer { n in
+            for s in Int(firstSector)..<Int(firstSector + count) { n[s] += 1 }
+        }
         return SectorPattern.make(lba: firstSector, sectors: count, version: version)
     }
 
     public func endWrite(tag: UInt64, ok: Bool) {
         guard let w = inflightWrites.removeValue(forKey: tag) else { return }
+        inflightPerSector.withUnsafeMutableBufferPointer { n in
+            for s in Int(w.first)..<Int(w.first + w.count) { n[s] -= 1 }
+        }
         if ok {
             writesAcked += 1
             acked.withUnsafeMutableBufferPointer { a in
@@ -188,8 +197,12 @@ public final class DataModel {
     }
 
     public func hasWriteInFlight(overlapping first: UInt64, count: UInt64) -> Bool {
-        for (_, w) in inflightWrites where w.first < first + count && first < w.first + w.count { return true }
-        return false
+        let end = min(first + count, sectors)
+        guard first < end else { return false }
+        return inflightPerSector.withUnsafeBufferPointer { n in
+            for s in Int(first)..<Int(end) where n[s] != 0 { return true }
+            return false
+        }
     }
 
     public var inflightCount: Int { inflightWrites.count + inflightReads.count }

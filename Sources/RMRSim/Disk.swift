@@ -48,7 +48,7 @@ public final class SimDisk {
     /// (written but not yet acknowledged) instead of all being lost.
     public var metadataPrefixLandsAtCrash = false
 
-    private var pages: [UInt64: [UInt8]] = [:]
+    private var pages = PageTable()
     private var pendingWrites: [(id: UInt64, offset: UInt64, data: [UInt8])] = []
     private var pendingMetadata: [(id: UInt64, op: MetadataOperation)] = []
 
@@ -64,50 +64,53 @@ public final class SimDisk {
         let pb = SimDisk.pageBytes
         if offset % pb == 0 && UInt64(data.count) == pb {
             // The common 4 KiB case shares the buffer; a page of zeros is stored as absent.
-            if SimDisk.isZero(data, 0, Int(pb)) { pages.removeValue(forKey: offset / pb) } else { pages[offset / pb] = data }
+            if SimDisk.isZero(data, 0, Int(pb)) { pages.remove(offset / pb) } else { pages.set(offset / pb, data) }
             return
         }
         var done: UInt64 = 0
         let total = UInt64(data.count)
-        while done < total {
-            let at = offset + done
-            let page = at / pb
-            let inPage = at % pb
-            let n = min(pb - inPage, total - done)
-            if n == pb {
-                // A whole page: a fresh buffer (one copy), or absent if it is zeros.
-                if SimDisk.isZero(data, Int(done), Int(pb)) {
-                    pages.removeValue(forKey: page)
+        data.withUnsafeBytes { src in
+            while done < total {
+                let at = offset + done
+                let page = at / pb
+                let inPage = at % pb
+                let n = min(pb - inPage, total - done)
+                if n == pb && SimDisk.isZero(src, Int(done), Int(pb)) {
+                    // A whole page of zeros is stored as absent.
+                    pages.remove(page)
+                } else if n == pb && !pages.contains(page) {
+                    // A whole new page: a fresh buffer (one copy).
+                    pages.set(page, Array(UnsafeRawBufferPointer(rebasing: src[Int(done)..<Int(done + n)])))
                 } else {
-                    pages[page] = data.withUnsafeBufferPointer { src in
-                        Array(UnsafeBufferPointer(rebasing: src[Int(done)..<Int(done + n)]))
+                    // Into the page's buffer, in place when nothing else holds it.
+                    pages.update(page, pageBytes: Int(pb)) { dst in
+                        (dst.baseAddress! + Int(inPage)).copyMemory(from: src.baseAddress! + Int(done), byteCount: Int(n))
                     }
                 }
                 done += n
-                continue
             }
-            var buf = pages.removeValue(forKey: page) ?? [UInt8](repeating: 0, count: Int(pb))
-            buf.withUnsafeMutableBytes { dst in
-                data.withUnsafeBytes { src in
-                    (dst.baseAddress! + Int(inPage)).copyMemory(from: src.baseAddress! + Int(done), byteCount: Int(n))
-                }
-            }
-            pages[page] = buf
-            done += n
         }
     }
 
     static func isZero(_ data: [UInt8], _ from: Int, _ count: Int) -> Bool {
-        data.withUnsafeBytes { raw in
-            var i = from
-            let end = from + count
-            while i + 8 <= end {
-                if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
-                i += 8
-            }
-            while i < end { if raw[i] != 0 { return false }; i += 1 }
-            return true
+        data.withUnsafeBytes { raw in isZero(raw, from, count) }
+    }
+
+    static func isZero(_ raw: UnsafeRawBufferPointer, _ from: Int, _ count: Int) -> Bool {
+        var i = from
+        let end = from + count
+        while i + 32 <= end {
+            let a = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) | raw.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)
+            let b = raw.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self) | raw.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)
+            if a | b != 0 { return false }
+            i += 32
         }
+        while i + 8 <= end {
+            if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
+            i += 8
+        }
+        while i < end { if raw[i] != 0 { return false }; i += 1 }
+        return true
     }
 
     /// Reads the data region; never-written bytes are zeros.
@@ -116,27 +119,29 @@ public final class SimDisk {
         if offset % pb == 0 && length == pb {
             return pages[offset / pb] ?? [UInt8](repeating: 0, count: Int(pb))
         }
-        var out = [UInt8](repeating: 0, count: Int(length))
-        var done: UInt64 = 0
-        while done < length {
-            let at = offset + done
-            let page = at / pb
-            let inPage = at % pb
-            let n = min(pb - inPage, length - done)
-            if let buf = pages[page] {
-                out.withUnsafeMutableBytes { dst in
+        return [UInt8](unsafeUninitializedCapacity: Int(length)) { out, initialized in
+            let dst = UnsafeMutableRawBufferPointer(out)
+            var done: UInt64 = 0
+            while done < length {
+                let at = offset + done
+                let page = at / pb
+                let inPage = at % pb
+                let n = min(pb - inPage, length - done)
+                if let buf = pages[page] {
                     buf.withUnsafeBytes { src in
                         (dst.baseAddress! + Int(done)).copyMemory(from: src.baseAddress! + Int(inPage), byteCount: Int(n))
                     }
+                } else {
+                    (dst.baseAddress! + Int(done)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(n))
                 }
+                done += n
             }
-            done += n
+            initialized = Int(length)
         }
-        return out
     }
 
     /// Indices of pages ever written, ascending.
-    public var writtenPages: [UInt64] { pages.keys.sorted() }
+    public var writtenPages: [UInt64] { pages.sortedPages }
 
     // MARK: - Pending operations
 
@@ -214,5 +219,60 @@ public final class SimDisk {
         pendingMetadata.removeAll()
         lastMetadataCompletion = 0
         return report
+    }
+}
+
+/// The pages of a disk holding data (a page of zeros is absent): a two-level table indexed by
+/// page number (leaves of 1024 pages, allocated on first use), so a page costs two array
+/// indexings instead of a dictionary lookup, and the pages come out in ascending order.
+struct PageTable {
+    private static let leafShift: UInt64 = 10
+    private static let leafMask: UInt64 = (1 << leafShift) - 1
+    private var leaves: [[[UInt8]?]] = []
+
+    subscript(page: UInt64) -> [UInt8]? {
+        let l = Int(page >> PageTable.leafShift)
+        guard l < leaves.count, !leaves[l].isEmpty else { return nil }
+        return leaves[l][Int(page & PageTable.leafMask)]
+    }
+
+    func contains(_ page: UInt64) -> Bool {
+        let l = Int(page >> PageTable.leafShift)
+        guard l < leaves.count, !leaves[l].isEmpty else { return false }
+        return leaves[l][Int(page & PageTable.leafMask)] != nil
+    }
+
+    private mutating func leaf(_ page: UInt64) -> Int {
+        let l = Int(page >> PageTable.leafShift)
+        if l >= leaves.count { leaves.append(contentsOf: repeatElement([], count: l + 1 - leaves.count)) }
+        if leaves[l].isEmpty { leaves[l] = Array(repeating: nil, count: Int(PageTable.leafMask) + 1) }
+        return l
+    }
+
+    mutating func set(_ page: UInt64, _ data: [UInt8]) {
+        let l = leaf(page)
+        leaves[l][Int(page & PageTable.leafMask)] = data
+    }
+
+    mutating func remove(_ page: UInt64) {
+        let l = Int(page >> PageTable.leafShift)
+        guard l < leaves.count, !leaves[l].isEmpty else { return }
+        leaves[l][Int(page & PageTable.leafMask)] = nil
+    }
+
+    /// Changes a page in place (a page of zeros first if absent).
+    mutating func update(_ page: UInt64, pageBytes: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        let l = leaf(page)
+        let i = Int(page & PageTable.leafMask)
+        if leaves[l][i] == nil { leaves[l][i] = [UInt8](repeating: 0, count: pageBytes) }
+        leaves[l][i]!.withUnsafeMutableBytes(body)
+    }
+
+    var sortedPages: [UInt64] {
+        var out: [UInt64] = []
+        for (l, leaf) in leaves.enumerated() where !leaf.isEmpty {
+            for (i, p) in leaf.enumerated() where p != nil { out.append(UInt64(l) << PageTable.leafShift | UInt64(i)) }
+        }
+        return out
     }
 }

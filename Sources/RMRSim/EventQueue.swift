@@ -29,7 +29,7 @@ public struct EventQueue<Payload> {
 
     /// Adds `payload` at `time`; returns its sequence number.
     @discardableResult
-    public mutating func push(at time: UInt64, _ payload: Payload) -> UInt64 {
+    public mutating func push(at time: UInt64, _ payload: consuming Payload) -> UInt64 {
         let slot: Int
         if let s = freeSlots.popLast() {
             slots[s] = payload

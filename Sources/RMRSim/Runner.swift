@@ -1,5 +1,10 @@
 import RMRCore
 import RMRControl
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // Runs a parsed scenario against a fresh world: admin steps go through the control tree into
 // the nodes, world verbs change the world, waits advance virtual time.
@@ -318,6 +323,16 @@ public final class ScenarioRunner {
         return parts.joined(separator: "; ")
     }
 
+    /// `a == b` for pages, with one memcmp (shared buffers compare without reading).
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in
+                x.baseAddress == y.baseAddress || x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0
+            }
+        }
+    }
+
     func legsDiffer(_ pool: String) -> String? {
         let legs = storageNodes(pool).compactMap { (h, dev) -> (Host, SimDisk, UInt64)? in
             guard let dev, let d = h.disk(named: dev), let s = h.node!.store(forPool: pool) else { return nil }
@@ -334,7 +349,7 @@ public final class ScenarioRunner {
             let a = reference.1.read(offset: p * pb, length: pb)
             for leg in legs.dropFirst() {
                 let b = leg.1.read(offset: p * pb, length: pb)
-                if a != b {
+                if !ScenarioRunner.sameBytes(a, b) {
                     var i = 0
                     while i < a.count && a[i] == b[i] { i += 1 }
                     let sector = p * 8 + UInt64(i / 512)

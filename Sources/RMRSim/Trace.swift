@@ -228,6 +228,8 @@ public final class Trace {
 /// their UTF-8 bytes eight at a time. As a `TextSink` it also takes canonical text (cold records).
 struct TraceHasher: TextSink {
     private(set) var value: UInt64 = FNV1a64.offsetBasis
+    /// `String(describing:)` of the rarer requests (reflection is slow; they repeat).
+    private var requestText: [Request: String] = [:]
 
     @inline(__always) mutating func mix(_ w: UInt64) {
         var h = (value ^ w) &* 0x9e37_79b9_7f4a_7c15
@@ -304,6 +306,14 @@ struct TraceHasher: TextSink {
         }
     }
 
+    private mutating func describe(_ req: Request) -> String {
+        if let t = requestText[req] { return t }
+        let t = String(describing: req)
+        if requestText.count >= 4096 { requestText.removeAll() }
+        requestText[req] = t
+        return t
+    }
+
     mutating func message(_ m: Message) {
         switch m {
         case .request(let id, let pool, .io(let r)):
@@ -336,7 +346,7 @@ struct TraceHasher: TextSink {
             case .enablePool(let e): mix(0x5f); mix(e ? 1 : 0)
             case .discard(let member): mix(0x60); mix(UInt64(member))
             case .metadataRequest(let full): mix(0x61); mix(full ? 1 : 0)
-            default: mix(0x6f); put(String(describing: req))
+            default: mix(0x6f); put(describe(req))
             }
         case .response(let id, let pool, .ok):
             mix(0x11); mix(id.raw); put(pool)

@@ -100,6 +100,8 @@ public final class Workload {
     var regions: [UInt64] = []  // verify: region starts (sectors)
     var issuePending = false
     var nextIssueAt: UInt64 = 0
+    /// The device's reference model (models are never replaced: looked up once).
+    var model: DataModel?
 
     init(spec: WorkloadSpec, index: Int, host: Int, seed: UInt64, now: UInt64) {
         self.spec = spec
@@ -123,6 +125,14 @@ public final class Workload {
 
 extension World {
     public func model(host: String, device: String) -> DataModel? { models["\(host)/\(device)"] }
+
+    /// `w`'s model, looked up once (the key is built from strings).
+    func modelFor(_ w: Workload) -> DataModel {
+        if let m = w.model { return m }
+        let m = modelFor(w.spec)
+        w.model = m
+        return m
+    }
 
     func modelFor(_ spec: WorkloadSpec) -> DataModel {
         let key = "\(spec.host)/\(spec.device)"
@@ -172,7 +182,7 @@ extension World {
     func issue(_ w: Workload) {
         guard !w.stopped else { return }
         let spec = w.spec
-        let model = modelFor(spec)
+        let model = modelFor(w)
         let blocks = spec.sizeBytes / spec.blockBytes
         let sectorsPerBlock = spec.blockBytes / 512
         while w.inflight < spec.iodepth && !w.stopped {
@@ -237,7 +247,7 @@ extension World {
     func blockIOCompleted(_ tag: UInt64, _ result: BlockIOResult) {
         guard let (wi, isWrite) = blockTags.removeValue(forKey: tag) else { return }
         let w = workloads[wi]
-        let model = modelFor(w.spec)
+        let model = modelFor(w)
         w.inflight -= 1
         w.completed += 1
         switch result {
@@ -259,7 +269,7 @@ extension World {
     }
 
     func workloadHostCrashed(_ w: Workload) {
-        let model = modelFor(w.spec)
+        let model = modelFor(w)
         model.clientCrashed()
         for key in blockTags.keys.sorted() where blockTags[key]!.workload == w.index { blockTags.removeValue(forKey: key) }
         w.inflight = 0

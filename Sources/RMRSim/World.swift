@@ -96,9 +96,9 @@ public final class World {
     var queue = EventQueue<SimEvent>()
     public internal(set) var hosts: [Host] = []
     var hostByName: [String: Int] = [:]
-    var hostByAddress: [String: Int] = [:]
+    var hostByAddress = AddressTable()
     public var network: Network
-    var connections: [Int: Connection] = [:]
+    var connections = ConnectionTable()
     var diskRandom: WorldRandom
     var crashRandom: WorldRandom
     let nodeSeedBase: UInt64
@@ -174,7 +174,7 @@ public final class World {
 
     // MARK: - The agenda
 
-    func schedule(_ at: UInt64, _ e: SimEvent) { queue.push(at: max(at, now), e) }
+    func schedule(_ at: UInt64, _ e: consuming SimEvent) { queue.push(at: max(at, now), e) }
 
     func deliver(_ h: Int, _ input: Input, at t: UInt64? = nil) {
         schedule(t ?? now, .input(host: h, incarnation: hosts[h].incarnation, input))
@@ -301,11 +301,16 @@ public final class World {
         let (effects, deadline) = World.applyInPlace(&host.node!, input, now)
         coreEvents &+= 1
         trace.applied(now, host.name, consume input, effects)
-        for i in effects.indices {
-            trace.performingEffect(now, host.name, effects, i)
-            perform(effects[i], from: h)
-            if !host.alive { return }
+        // Through the buffer: `effects[i]` would copy each effect.
+        let hostDied = effects.withUnsafeBufferPointer { list -> Bool in
+            for i in list.indices {
+                trace.performingEffect(now, host.name, effects, i)
+                perform(list[i], from: h)
+                if !host.alive { return true }
+            }
+            return false
         }
+        if hostDied { return }
         if let d = deadline {
             let t = max(d.nanos, now)
             if host.timerAt != t {

@@ -56,6 +56,18 @@ struct IOUnit: Sendable, Hashable {
     var firstError: Errno?
 }
 
+extension IOUnit {
+    /// `member` answered a data request: it is no longer waited on; a write records whether it
+    /// took the data. Returns the operation, the length, and whether no leg is waited on.
+    mutating func legAnswered(_ member: MemberID, ok: Bool) -> (IOOperation, UInt64, Bool) {
+        waitingOn.removeAll { $0 == member }
+        if op == .write {
+            if ok { succeeded.append(member) } else { failed.append(member) }
+        }
+        return (op, lengthBytes, waitingOn.isEmpty)
+    }
+}
+
 /// An operation that needs IO frozen and drained before it proceeds.
 enum FreezeAction: Sendable, Hashable {
     case recovery(job: UInt64)
@@ -132,15 +144,25 @@ struct ClientPool: Sendable {
     var nonSyncNormalCount: Int { legs.filter { !$0.isSync && $0.state == .normal }.count }
 
     /// Legs a new write goes to: NORMAL and not in maintenance, in member order.
-    var writeTargets: [MemberID] {
-        legs.filter { $0.state == .normal && !$0.maintenance && $0.member != 0 }.map(\.member).sorted()
+    var writeTargets: [MemberID] { ClientPool.writeTargets(legs) }
+
+    static func writeTargets(_ legs: [Leg]) -> [MemberID] {
+        var out: [MemberID] = []
+        for l in legs where l.state == .normal && !l.maintenance && l.member != 0 {
+            if out.isEmpty { out.reserveCapacity(legs.count) }
+            out.append(l.member)
+        }
+        if out.count > 1 { out.sort() }
+        return out
     }
 
     /// Members that must be piggybacked as dirty on a write: every pool member whose leg is
     /// FAILED or RECONNECTING (incl. maintenance), or that has no leg at all (disassembled).
-    var piggybackMembers: [MemberID] {
+    var piggybackMembers: [MemberID] { ClientPool.piggybackMembers(members, legs) }
+
+    static func piggybackMembers(_ members: [MemberID], _ legs: [Leg]) -> [MemberID] {
         members.filter { m in
-            guard let i = legIndex(member: m) else { return true }
+            guard let i = legs.firstIndex(where: { $0.member == m && $0.member != 0 }) else { return true }
             switch legs[i].state {
             case .failed, .reconnecting: return true
             case .normal: return legs[i].maintenance
