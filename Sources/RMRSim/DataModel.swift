@@ -8,6 +8,10 @@ import RMRCore
 //   * any version of a write that was in flight at some point during the read,
 //   * any indeterminate version (a write that failed or was cut off by a client crash) issued
 //     after the last acknowledged one, until a newer write is acknowledged.
+// Reads are linearizable: once a read of a sector with no write in flight on it has returned a
+// version, that version is the sector's value — an indeterminate write it showed counts as done,
+// one it did not show never happened — so a later read may not return anything else until a new
+// write (legs left different, read in turn, fail here).
 // Version 0 means never written (all zeros).
 
 public struct DataViolation: Sendable, CustomStringConvertible {
@@ -63,6 +67,8 @@ public final class DataModel {
     public private(set) var nextVersion: UInt64 = 1
     private var acked: [UInt64]
     private var indeterminate: [UInt64: [UInt64]] = [:]
+    /// Sectors whose indeterminate writes a read resolved, with the version it showed.
+    private var settled: [UInt64: UInt64] = [:]
     private var inflightWrites: [UInt64: (first: UInt64, count: UInt64, version: UInt64)] = [:]
     private var inflightReads: [UInt64: (first: UInt64, count: UInt64, allowed: [[UInt64]])] = [:]
     public private(set) var writesAcked: UInt64 = 0
@@ -86,6 +92,7 @@ public final class DataModel {
         let version = nextVersion
         nextVersion += 1
         inflightWrites[tag] = (firstSector, count, version)
+        if !settled.isEmpty { for s in firstSector..<(firstSector + count) { settled[s] = nil } }
         // Reads in flight over these sectors may now see this version.
         if !inflightReads.isEmpty { for key in inflightReads.keys.sorted() {
             var r = inflightReads[key]!
@@ -168,10 +175,24 @@ public final class DataModel {
                     continue
                 }
                 if gotLBA != lba || !r.allowed[i].contains(version) {
-                    return DataViolation(device: device, sector: lba, expected: r.allowed[i], actual: version, actualLBA: gotLBA, detail: "")
+                    return DataViolation(device: device, sector: lba, expected: r.allowed[i], actual: version, actualLBA: gotLBA,
+                                         detail: settled[lba].map { "an earlier read already returned version \($0) after the writes in doubt: the legs disagree" } ?? "")
                 }
             }
             sectorsVerified += r.count
+            // Settle what this read showed (sectors with no write in flight now: none could have
+            // started during the read and still be running).
+            if !indeterminate.isEmpty {
+                for i in 0..<Int(r.count) {
+                    let s = r.first + UInt64(i)
+                    guard indeterminate[s] != nil, inflightPerSector[Int(s)] == 0 else { continue }
+                    let v = SectorPattern.decode(raw, at: i * 512)!.version
+                    guard v >= acked[Int(s)] else { continue }
+                    indeterminate[s] = nil
+                    acked[Int(s)] = v
+                    settled[s] = v
+                }
+            }
             return nil
         }
     }

@@ -154,14 +154,10 @@ public final class ScenarioRunner {
         case .crash(let h):
             sayWorld(step)
             world.crash(h)
-        case .crashDuringSync(let h, let within):
+        case .crashDuring(let h, let trigger, let within):
             sayWorld(step)
-            guard let host = world.host(h), host.alive else { return fail(step, "\(h) is down") }
-            world.crashDuringNextSyncWrite(h)
-            if !poll(within: within, { !host.alive }) && world.failure == nil {
-                world.disarmCrashTrigger(h)
-                world.crash(h)
-            }
+            guard world.host(h)?.alive == true else { return fail(step, "\(h) is down") }
+            world.armCrash(h, on: trigger, within: within)
         case .restart(let h):
             sayWorld(step)
             world.restart(h)

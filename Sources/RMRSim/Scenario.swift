@@ -40,9 +40,10 @@ public enum StepKind: Sendable {
     case partition(String, String, oneWay: Bool)
     case heal
     case crash(String)
-    /// `crash HOST during sync within D`: crash while the host's next chunk-sync write is in
-    /// flight, or at the end of D if it makes none.
-    case crashDuringSync(String, within: UInt64)
+    /// `crash HOST during sync|write within D`: arms a crash and returns at once; the host
+    /// crashes while its next chunk-sync write (or write) is in flight, or at the end of D if it
+    /// makes none.
+    case crashDuring(String, CrashTrigger, within: UInt64)
     case restart(String)
     case diskError(host: String, device: String, count: Int?, duration: UInt64?)
     case replaceDisk(host: String, device: String, sectors: UInt64?)
@@ -237,10 +238,10 @@ struct ScenarioParser {
             guard w.count == 1 else { throw SimError("usage: heal") }
             return .heal
         case "crash" where w.count > 2:
-            guard w.count == 6, w[2] == "during", w[3] == "sync", w[4] == "within" else {
-                throw SimError("usage: crash HOST | crash HOST during sync within DURATION")
+            guard w.count == 6, w[2] == "during", let trigger = CrashTrigger(rawValue: w[3]), w[4] == "within" else {
+                throw SimError("usage: crash HOST | crash HOST during sync|write within DURATION")
             }
-            return .crashDuringSync(try knownHost(w[1]), within: try duration(w[5]))
+            return .crashDuring(try knownHost(w[1]), trigger, within: try duration(w[5]))
         case "crash", "restart":
             guard w.count == 2 else { throw SimError("usage: \(w[0]) HOST") }
             let h = try knownHost(w[1])

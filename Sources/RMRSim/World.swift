@@ -70,7 +70,15 @@ enum SimEvent {
     case workloadIssue(Int)
     /// A triggered crash (`crash HOST during sync`): crash the host if it is still the same
     /// incarnation.
-    case crashHost(host: Int, incarnation: UInt64)
+    case crashHost(host: Int, incarnation: UInt64, CrashTrigger)
+    /// The end of an armed crash's window: crash now if it has not fired.
+    case crashDeadline(host: Int, incarnation: UInt64)
+}
+
+/// What an armed crash waits for (`crash HOST during sync|write within D`).
+public enum CrashTrigger: String, Sendable {
+    case syncWrite = "sync"
+    case write
 }
 
 struct Connection {
@@ -125,10 +133,12 @@ public final class World {
     public var timeline: TimelineRecorder?
     /// Fuzzer checkers: sees every effect before the world performs it (nil: no cost).
     public var effectHook: ((World, Int, Effect) -> Void)?
-    /// Hosts armed by `crash HOST during sync`.
-    var crashOnSyncWrite: [Int] = []
+    /// Hosts armed by `crash HOST during sync|write`, with what they wait for.
+    var crashTriggers: [(host: Int, on: CrashTrigger)] = []
     /// Crashes that `crash HOST during sync` placed inside a chunk-sync write (not at its timeout).
     public private(set) var crashesDuringSyncWrite = 0
+    /// Crashes that `crash HOST during write` placed inside a write (not at its timeout).
+    public private(set) var crashesDuringWrite = 0
 
     public init(seed: UInt64, config: WorldConfig = WorldConfig()) {
         self.seed = seed
@@ -284,10 +294,21 @@ public final class World {
         case .workloadIssue(let w):
             workloads[w].issuePending = false
             issue(workloads[w])
-        case .crashHost(let h, let inc):
+        case .crashHost(let h, let inc, let trigger):
             guard hosts[h].alive, hosts[h].incarnation == inc else { return }
-            trace.note(now, hosts[h].name, "triggered crash: chunk-sync write in flight", self)
-            crashesDuringSyncWrite += 1
+            switch trigger {
+            case .syncWrite:
+                trace.note(now, hosts[h].name, "triggered crash: chunk-sync write in flight", self)
+                crashesDuringSyncWrite += 1
+            case .write:
+                trace.note(now, hosts[h].name, "triggered crash: write in flight", self)
+                crashesDuringWrite += 1
+            }
+            crash(hosts[h].name)
+        case .crashDeadline(let h, let inc):
+            guard hosts[h].alive, hosts[h].incarnation == inc, let i = crashTriggers.firstIndex(where: { $0.host == h }) else { return }
+            trace.note(now, hosts[h].name, "armed crash (during \(crashTriggers[i].on.rawValue)) timed out: crashing now", self)
+            crashTriggers.remove(at: i)
             crash(hosts[h].name)
         }
     }
@@ -352,6 +373,11 @@ public final class World {
                 return
             }
             schedule(t, .message(from: h, to: dst, epoch: c.epoch, m))
+            if !crashTriggers.isEmpty, case .request(_, _, .io(let r)) = m, r.op == .write, takeTrigger(h, .write) {
+                // While this write request is on the wire (a client's fan-out: the legs it has
+                // not reached yet see it or not, by `crash-in-flight`).
+                schedule(now + crashRandom.below(t - now + 1), .crashHost(host: h, incarnation: host.incarnation, .write))
+            }
         case .connect(let peer):
             guard let dst = hostByAddress[peer], dst != h else {
                 trace.note(now, host.name, "connect: no host at \(peer)", self)
@@ -368,12 +394,16 @@ public final class World {
             host.wants.removeAll { $0 == dst }
             reconcile(h, dst)
         case .submitStore(let tag, let device, let op):
-            if crashOnSyncWrite.contains(h), case .write(let off, let data) = op, isChunkSyncWrite(h, device, offset: off, length: data.count) {
-                // Crash somewhere between now and the slower of the data write and a metadata write.
-                crashOnSyncWrite.removeAll { $0 == h }
-                let d = host.disk(named: device)
-                let span = max(d.map { $0.latencyNanos + $0.jitterNanos } ?? config.diskLatencyNanos, config.metadataLatencyNanos + (d?.jitterNanos ?? 0))
-                schedule(now + crashRandom.below(span + 1), .crashHost(host: h, incarnation: host.incarnation))
+            if !crashTriggers.isEmpty, case .write(let off, let data) = op {
+                let sync = isChunkSyncWrite(h, device, offset: off, length: data.count)
+                if takeTrigger(h, sync ? .syncWrite : .write) {
+                    // Crash somewhere between now and the slower of this data write and a
+                    // metadata write issued with it.
+                    let d = host.disk(named: device)
+                    let span = max(d.map { $0.latencyNanos + $0.jitterNanos } ?? config.diskLatencyNanos,
+                                   config.metadataLatencyNanos + (d?.jitterNanos ?? 0))
+                    schedule(now + crashRandom.below(span + 1), .crashHost(host: h, incarnation: host.incarnation, sync ? .syncWrite : .write))
+                }
             }
             let disk = host.disk(named: device)
             let t = now + (disk.map { $0.latencyNanos + diskRandom.below($0.jitterNanos + 1) } ?? config.diskLatencyNanos)
@@ -519,14 +549,25 @@ public final class World {
         for x in hosts.indices { for y in hosts.indices where x < y { reconcile(x, y) } }
     }
 
-    /// Arms `crash HOST during sync`: the host crashes at a random instant while its next
-    /// chunk-sync write (a whole-chunk write to a chunk it holds locked for sync) is in flight.
-    public func crashDuringNextSyncWrite(_ name: String) {
+    /// Arms `crash HOST during sync|write`. `.syncWrite`: the host crashes at a random instant
+    /// while its next chunk-sync write (a whole-chunk write to a chunk it holds locked for sync)
+    /// is in flight. `.write`: while its next write is in flight — a write request it sends (on
+    /// the wire) or a data write it submits to its disk.
+    /// If nothing fires it by `now + within`, the host crashes then.
+    public func armCrash(_ name: String, on trigger: CrashTrigger, within: UInt64) {
         let h = hostByName[name]!
-        if !crashOnSyncWrite.contains(h) { crashOnSyncWrite.append(h) }
+        guard hosts[h].alive else { return }
+        crashTriggers.removeAll { $0.host == h }
+        crashTriggers.append((h, trigger))
+        schedule(now + within, .crashDeadline(host: h, incarnation: hosts[h].incarnation))
     }
 
-    public func disarmCrashTrigger(_ name: String) { crashOnSyncWrite.removeAll { $0 == hostByName[name]! } }
+    /// True (and disarms) if `h` is armed for `trigger`.
+    func takeTrigger(_ h: Int, _ trigger: CrashTrigger) -> Bool {
+        guard let i = crashTriggers.firstIndex(where: { $0.host == h && $0.on == trigger }) else { return false }
+        crashTriggers.remove(at: i)
+        return true
+    }
 
     func isChunkSyncWrite(_ h: Int, _ device: String, offset: UInt64, length: Int) -> Bool {
         guard let node = hosts[h].node else { return false }
@@ -542,7 +583,7 @@ public final class World {
         let h = hostByName[name]!
         let host = hosts[h]
         guard host.alive else { return }
-        crashOnSyncWrite.removeAll { $0 == h }
+        crashTriggers.removeAll { $0.host == h }
         for d in host.disks {
             let r = d.crash(random: &crashRandom)
             for w in r.writes {

@@ -14,7 +14,7 @@ public enum FuzzAction: Sendable {
     case oneWay(Int, Int), oneWayEnd(Int, Int)
     case latency(Int, Int, micros: UInt64), latencyEnd(Int, Int)
     case crash(Int)            // host index (0 = client, 1... = storage)
-    case crashDuringSync(Int, within: UInt64)
+    case crashDuring(Int, CrashTrigger, within: UInt64)
     case restart(Int)
     case begin(FaultKind, Int) // operator action on storage host index
     case end(FaultKind, Int)
@@ -140,8 +140,8 @@ public struct FuzzPlan: Sendable {
                 latencyPairs.removeAll { $0 == (a, b) }
             case .crash(let h):
                 add("crash \(hostName(h))"); down.insert(h)
-            case .crashDuringSync(let h, let within):
-                add("crash \(hostName(h)) during sync within \(seconds(within))"); down.insert(h)
+            case .crashDuring(let h, let trigger, let within):
+                add("crash \(hostName(h)) during \(trigger.rawValue) within \(seconds(within))"); down.insert(h)
             case .restart(let h):
                 down.remove(h)
                 add("restart \(hostName(h))")
@@ -293,6 +293,8 @@ public enum FuzzGenerator {
                             events: [], groupCount: 0, scheduleNanos: profile.scheduleNanos,
                             waitNanos: profile.waitNanos, livenessNanos: profile.livenessNanos)
         if enabled.contains(.inFlight) { plan.crashInFlightPercent = kr.inRange(10, 90) }
+        // A crash inside a write with every message on the wire lost is a crash before it.
+        if enabled.contains(.crashMidWrite) && plan.crashInFlightPercent == nil { plan.crashInFlightPercent = 50 }
         if enabled.contains(.intentLog) { plan.writeIntentCapacity = [2, 4, 8, 16, 32][Int(kr.below(5))] }
         if enabled.contains(.diskTiming) {
             let data = [20, 100, 500, 2_000][Int(kr.below(4))] * 1_000 as UInt64
@@ -307,6 +309,7 @@ public enum FuzzGenerator {
         let duty = max(1, profile.dutyPercent.draw(&wr))
         var t: UInt64 = 0
         var wn = 0
+        var phases: [(start: UInt64, end: UInt64)] = []
         while t < T {
             let len = profile.phaseSeconds.draw(&wr) * 1_000_000_000
             let idle = len * (100 - duty) / duty
@@ -317,6 +320,7 @@ public enum FuzzGenerator {
             var opts = "rw=\(rw) bs=\(bs) iodepth=\(profile.iodepth.draw(&wr)) size=\(volumeBytes / bs * bs) rate_iops=\(profile.rateIOPS.draw(&wr)) runtime=\(len / 1_000_000)ms seed=\(wr.next() >> 16)"
             if rw == "randrw" { opts += " rwmixread=\(wr.inRange(10, 90))" }
             events.append(FuzzEvent(time: t, group: group, action: .workload(name: "w\(wn)", options: opts)))
+            phases.append((t, t + len))
             group += 1; wn += 1
             t += len
         }
@@ -381,8 +385,34 @@ public enum FuzzGenerator {
             switch kind {
             case .crashStorage, .crashClient:
                 let h = kind == .crashClient ? 0 : storageHost
-                events.append(FuzzEvent(time: start, group: group, action: .crash(h)))
+                var end = end
+                // The next moment the workload runs (now, or the start of the next phase).
+                let busy = phases.first { $0.end > start }.map { max($0.start, start) }
+                if enabled.contains(.crashMidWrite), let busy, busy - start < 60_000_000_000, r.chance(percent: 80) {
+                    // Armed at `start`, the crash fires inside the host's next write, which the
+                    // workload makes by `busy` (the bound leaves room for a slow start).
+                    let within = busy - start + 5_000_000_000
+                    guard end + within + 5_000_000_000 < T else { break }
+                    events.append(FuzzEvent(time: start, group: group, action: .crashDuring(h, .write, within: within)))
+                    end += within
+                    if !beyond { busyUntil = max(busyUntil, end + 1_000_000_000) } else { downUntil[h] = end }
+                } else {
+                    events.append(FuzzEvent(time: start, group: group, action: .crash(h)))
+                }
                 events.append(FuzzEvent(time: end, group: group, action: .restart(h)))
+                // "Client crash, then storage crash": a storage node also crashes while the client
+                // is down and is back (disk kept) before it, so the divergences the client's
+                // crash left must be found from what is on disk, not in the nodes' memory.
+                if kind == .crashClient && rf >= 2 && enabled.contains(.crashPair) {
+                    let s = 1 + Int(r.below(UInt64(rf)))
+                    let clientDownBy = end - dur  // an armed crash has fired by then
+                    let (down, up) = (clientDownBy + 1 + dur / 4, clientDownBy + dur * 3 / 4)
+                    if up > down && (downUntil[s] ?? 0) <= down {
+                        events.append(FuzzEvent(time: down, group: group, action: .crash(s)))
+                        events.append(FuzzEvent(time: up, group: group, action: .restart(s)))
+                        if beyond { downUntil[s] = up }
+                    }
+                }
                 // Crash again while resyncing: armed right after the restart, it fires during
                 // the node's next chunk-sync write (or after `within`), then a second restart.
                 if kind == .crashStorage && rf >= 2 && enabled.contains(.crashDuringSync) && r.chance(percent: 60) {
@@ -390,8 +420,8 @@ public enum FuzzGenerator {
                     let down2 = (1 + r.below(10)) * 1_000_000_000
                     let end2 = end + 1 + within + down2
                     guard end2 + 5_000_000_000 < T else { break }
-                    events.append(FuzzEvent(time: end + 1, group: group, action: .crashDuringSync(h, within: within)))
-                    events.append(FuzzEvent(time: end + 2 + down2, group: group, action: .restart(h)))
+                    events.append(FuzzEvent(time: end + 1, group: group, action: .crashDuring(h, .syncWrite, within: within)))
+                    events.append(FuzzEvent(time: end2, group: group, action: .restart(h)))
                     if !beyond { busyUntil = max(busyUntil, end2 + 1_000_000_000) } else { downUntil[h] = end2 }
                 }
             default:

@@ -31,11 +31,13 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case intentLog = "intent_log"     // a small write-intent log (eviction and trimming)
     case diskTiming = "disk_timing"   // random data and metadata latencies (either may be faster)
     case crashDuringSync = "crash_during_sync" // a restarted storage node crashes again mid chunk-sync write
+    case crashMidWrite = "crash_mid_write"     // a crash lands inside the host's next write
+    case crashPair = "crash_pair"              // a client crash, then a storage crash while it is down
 
     /// Faults the harness schedules as events (the others modify them).
     public var isEvent: Bool { self != .metadataLands && !isKnob }
     /// Drawn from the seed's knob stream rather than its fault stream.
-    public var isKnob: Bool { [.inFlight, .intentLog, .diskTiming, .crashDuringSync].contains(self) }
+    public var isKnob: Bool { [.inFlight, .intentLog, .diskTiming, .crashDuringSync, .crashMidWrite, .crashPair].contains(self) }
     public var isNetwork: Bool { [.linkFlap, .partition, .oneWay, .latency].contains(self) }
 }
 

@@ -70,7 +70,7 @@ public enum WorldProbe: String, CaseIterable {
     case crashWithPendingDataWrite, crashWithPendingMetadata, heartbeatLoss
     case storageCrashWhileClientDown, legFailedThenNormal, serverNoIOThenNormal
     case syncThreadStoppedByFault, dirtyChunkWrittenBySync, clientIOOnDirtyChunkWaited
-    case crashDuringChunkSyncWrite
+    case crashDuringChunkSyncWrite, crashDuringWrite
 }
 
 public final class FuzzRunner {
@@ -120,7 +120,6 @@ public final class FuzzRunner {
             }
         }
         var ran = 0
-        var crashesSeen = 0
         for step in scenario.steps {
             ran += 1
             if case .crash(let h) = step.kind, let host = world.host(h), host.alive {
@@ -131,10 +130,7 @@ public final class FuzzRunner {
                 }
             }
             runner.execute(step)
-            if case .crashDuringSync = step.kind, world.crashesDuringSyncWrite > crashesSeen {
-                crashesSeen = world.crashesDuringSyncWrite
-                probes[WorldProbe.crashDuringChunkSyncWrite.rawValue, default: 0] += 1
-            }
+
             if header.metadataLands { for h in world.hosts { for d in h.disks { d.metadataPrefixLandsAtCrash = true } } }
             if runner.failure == nil, let f = world.failure { runner.fail(step, f.message) }
             if runner.failure != nil { break }
@@ -155,6 +151,8 @@ public final class FuzzRunner {
             }
         }
         for (p, n) in world.probes { probes[p.rawValue, default: 0] += n }
+        if world.crashesDuringSyncWrite > 0 { probes[WorldProbe.crashDuringChunkSyncWrite.rawValue, default: 0] += world.crashesDuringSyncWrite }
+        if world.crashesDuringWrite > 0 { probes[WorldProbe.crashDuringWrite.rawValue, default: 0] += world.crashesDuringWrite }
         var acked: UInt64 = 0
         for key in world.models.keys.sorted() { acked += world.models[key]!.writesAcked }
         let failure = runner.failure ?? ""
