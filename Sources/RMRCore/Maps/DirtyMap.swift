@@ -399,9 +399,8 @@ public struct DirtyMap: Hashable, Sendable {
                 let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
                 let p = DirtyMapBits.words(raw) + wi
                 let old = p.pointee
-                let new = old | (1 &<< (c & 63))
-                p.pointee = new
-                let added = (old ^ new) &>> (c & 63)
+                p.pointee = old | (1 &<< (c & 63))
+                let added = (~old &>> (c & 63)) & 1 // 0 or 1, visibly (no branch for the caller)
                 // Count += added; summary bit 32 + (group of c in the leaf): `&<<` takes the
                 // shift modulo 64, so OR-ing 32 into the chunk's group number selects it.
                 let group = UInt(truncatingIfNeeded: c &>> DirtyMap.groupShift) | DirtyMap.summaryShift
@@ -432,9 +431,8 @@ public struct DirtyMap: Hashable, Sendable {
                 let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
                 let p = DirtyMapBits.words(raw) + wi
                 let old = p.pointee
-                let new = old & ~(1 &<< (c & 63))
-                p.pointee = new
-                let removed = (old ^ new) &>> (c & 63)
+                p.pointee = old & ~(1 &<< (c & 63))
+                let removed = (old &>> (c & 63)) & 1
                 // Count -= removed (the summary keeps its bit: it may now be stale).
                 let meta = e[1] &- UInt(truncatingIfNeeded: removed)
                 e[1] = meta
