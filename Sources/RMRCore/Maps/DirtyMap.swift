@@ -124,6 +124,10 @@ enum DirtyMapBits {
             let next = marked.trailingZeroBitCount
             if next != gi { wi = next << DirtyMap.groupWordShift; continue }
             let end = min((gi + 1) << DirtyMap.groupWordShift, wc)
+            // Skip clean words 8 at a time (the group is mostly clean when sparse).
+            while wi + 8 <= end && (w[wi] | w[wi + 1] | w[wi + 2] | w[wi + 3]) | (w[wi + 4] | w[wi + 5] | w[wi + 6] | w[wi + 7]) == 0 {
+                wi += 8
+            }
             while wi < end {
                 let y = w[wi]
                 if y != 0 { return (wi << 6) | y.trailingZeroBitCount }
