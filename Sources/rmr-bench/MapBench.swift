@@ -96,7 +96,10 @@ private func rateLine(_ label: String, _ t: PhaseTimes, _ ops: Int, _ cpu: Bool)
     return "  \(pad(label, 34)) set \(r(t.set, ops))  isDirty \(r(t.test, ops))  clear \(r(t.clear, ops))  all \(r(t.all, 3 * ops))  M ops/s"
 }
 
-@inline(never) private func mapPhases(_ m: inout DirtyMap, _ setIdx: [UInt64], _ testIdx: [UInt64],
+// The three contenders run the same loops over the same index buffers (unsafe buffer
+// pointers, so no loop pays an array bounds check) and consume every result.
+
+@inline(never) private func mapPhases(_ m: inout DirtyMap, _ setIdx: UnsafeBufferPointer<UInt64>, _ testIdx: UnsafeBufferPointer<UInt64>,
                                       _ rounds: Int) -> (PhaseTimes, (Int, Int, Int)) {
     var t = PhaseTimes()
     var sinks = (0, 0, 0)
@@ -118,7 +121,7 @@ private func rateLine(_ label: String, _ t: PhaseTimes, _ ops: Int, _ cpu: Bool)
 
 /// The reference's layout: one byte per chunk, through an unsafe pointer (no bounds checks),
 /// with a dirty counter.
-@inline(never) private func bytePhases(_ p: UnsafeMutablePointer<UInt8>, _ setIdx: [UInt64], _ testIdx: [UInt64],
+@inline(never) private func bytePhases(_ p: UnsafeMutablePointer<UInt8>, _ setIdx: UnsafeBufferPointer<UInt64>, _ testIdx: UnsafeBufferPointer<UInt64>,
                                        _ rounds: Int) -> (PhaseTimes, (Int, Int, Int)) {
     var t = PhaseTimes()
     var sinks = (0, 0, 0)
@@ -141,7 +144,7 @@ private func rateLine(_ label: String, _ t: PhaseTimes, _ ops: Int, _ cpu: Bool)
 
 /// A plain flat bitmap (one allocation, no sparseness, no copy-on-write): the ceiling for
 /// any bitmap on this machine.
-@inline(never) private func flatPhases(_ p: UnsafeMutablePointer<UInt64>, _ setIdx: [UInt64], _ testIdx: [UInt64],
+@inline(never) private func flatPhases(_ p: UnsafeMutablePointer<UInt64>, _ setIdx: UnsafeBufferPointer<UInt64>, _ testIdx: UnsafeBufferPointer<UInt64>,
                                        _ rounds: Int) -> (PhaseTimes, UInt64) {
     var t = PhaseTimes()
     var count: UInt64 = 0
@@ -222,17 +225,22 @@ func runMapBench(_ args: [String]) {
     let setIdx = (0..<ops).map { _ in rng.next(below: chunks) }
     let testIdx = (0..<ops).map { _ in rng.next(below: chunks) }
     var mapMap = DirtyMap(chunkCount: chunks)
-    let (mapT, mapSinks) = mapPhases(&mapMap, setIdx, testIdx, rounds)
+    let setBuf = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: ops)
+    let testBuf = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: ops)
+    _ = setBuf.initialize(fromContentsOf: setIdx)
+    _ = testBuf.initialize(fromContentsOf: testIdx)
+    defer { setBuf.deallocate(); testBuf.deallocate() }
+    let (mapT, mapSinks) = mapPhases(&mapMap, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
     blackHole(mapMap)
     // Baseline: the reference's layout, one byte per chunk at full size (512 MiB; memory
     // allows it here), pre-touched so page faults are not measured.
     let bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(chunks))
     bytes.initialize(repeating: 0, count: Int(chunks))
-    let (byteT, byteSinks) = bytePhases(bytes, setIdx, testIdx, rounds)
+    let (byteT, byteSinks) = bytePhases(bytes, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
     bytes.deallocate()
     let flat = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(chunks / 64))
     flat.initialize(repeating: 0, count: Int(chunks / 64))
-    let (flatT, flatSink) = flatPhases(flat, setIdx, testIdx, rounds)
+    let (flatT, flatSink) = flatPhases(flat, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
     flat.deallocate()
     for cpu in [true, false] {
         print(cpu ? "  per CPU-second (this thread's CPU time):" : "  per wall-clock second (includes time other processes held the CPU):")

@@ -72,6 +72,7 @@ private func randomRange(_ rng: inout SplitMix64, _ n: UInt64) -> Range<UInt64> 
 private func checkAgainstModel(_ m: DirtyMap, _ model: ModelMap, _ rng: inout SplitMix64,
                                sourceLocation: SourceLocation = #_sourceLocation) {
     let runs = model.runs
+    m.checkInvariants() // traps on a broken layout invariant (count, summary, occupied bits)
     #expect(m.dirtyCount == model.count, sourceLocation: sourceLocation)
     #expect(m.isEmpty == (model.count == 0), sourceLocation: sourceLocation)
     #expect(m.runs() == runs, sourceLocation: sourceLocation)
@@ -380,18 +381,20 @@ private func randomOps(chunkCount n: UInt64, ops: Int, checkEvery: Int, seed: UI
     #expect(m.nextDirty(from: 0) == n - 1)
     #expect(m.firstDirty(limit: 50) == [n - 1])
     #expect(m.runs() == [ChunkRun(start: n - 1, count: 1)])
-    // The first bitmap leaf costs its 32 KiB of bits plus the dense search counts (64 bytes
-    // per leaf: 128 KiB here); each further one about 32 KiB.
+    // A bitmap leaf costs its 32 KiB of bits (its count and search summary live in the
+    // table's meta word, part of the empty map's memory).
     let empty = DirtyMap(chunkCount: n).approximateMemoryBytes
     let oneLeaf = m.approximateMemoryBytes - empty
-    #expect(oneLeaf >= 160 * 1024 && oneLeaf <= 161 * 1024)
+    #expect(oneLeaf >= 32 * 1024 && oneLeaf <= 33 * 1024)
     m.set(0)
     let secondLeaf = m.approximateMemoryBytes - empty - oneLeaf
     #expect(secondLeaf >= 32 * 1024 && secondLeaf <= 33 * 1024)
-    // Clearing the last dirty chunk of a leaf frees it; the last one frees the counts too.
+    m.checkInvariants()
+    // Clearing the last dirty chunk of a leaf frees it.
     let cleared = m.clear(n - 1), clearedFirst = m.clear(0)
     #expect(cleared && clearedFirst)
     #expect(m.approximateMemoryBytes == empty)
+    m.checkInvariants()
 }
 
 @Test func dirtyMapOutOfRangeIsAPreconditionFailure() async {

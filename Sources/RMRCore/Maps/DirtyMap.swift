@@ -2,18 +2,25 @@
 //
 // Layout:
 //   * Chunks are grouped in leaves of 2^18 (256 Ki chunks, 32 KiB of bits). A table (one
-//     object, the copy-on-write unit of the map) has one word per leaf:
-//       0               every chunk of the leaf is clean (no memory),
-//       1               every chunk of the leaf is dirty (no memory: `setAll` is cheap),
-//       otherwise       the address of the leaf's bit words (64-byte aligned), owned by the
-//                       table: allocated when the leaf first needs bits, freed when the entry
-//                       is replaced or the table dies. No other table ever refers to them.
-//     A test is one table load and one word load.
-//   * Search summaries, dense in the table (not on the leaves' pages): one byte per 64 bit
-//     words (4096 chunks) counting its non-zero words, 64 bytes per leaf, allocated with the
-//     first bitmap leaf; and one "occupied" bit per leaf. `nextDirty` skips clean leaves 64 at
-//     a time and clean 4096-chunk groups a byte at a time. Set and clear keep the counts
-//     exact with one branch-free byte update.
+//     object, the copy-on-write unit of the map) has two words per leaf, side by side (one
+//     cache line holds four leaves):
+//       bits  0          every chunk of the leaf is clean (no memory),
+//             1          every chunk of the leaf is dirty (no memory: `setAll` is cheap),
+//             otherwise  the address of the leaf's bit words (64-byte aligned), owned by the
+//                        table: allocated when the leaf first needs bits, freed when the entry
+//                        is replaced or the table dies. No other table ever refers to them.
+//       meta  for a bitmap leaf, its dirty count (low 32 bits, exact) and its search summary
+//             (high 32 bits, one per group of 128 words = 8192 chunks); 0 for the markers.
+//     A test is one table load and one word load. A set or clear writes the bit word and the
+//     meta word next to the entry it just read, without branching on the word's old value:
+//     set ORs in the group's summary bit and adds 0 or 1 to the count, clear subtracts.
+//     The clear that brings the count to 0 frees the leaf, so clean leaves cost no memory.
+//   * The summary is a superset: a group's bit is set whenever the group holds a dirty chunk.
+//     A single clear leaves the bit set when it empties the group (knowing would take a scan
+//     of the group); range operations recompute the bits of the groups they touch, and the
+//     summary goes with the leaf when it is freed. `nextDirty` skips clean leaves 64 at a
+//     time (one "occupied" bit per leaf) and unmarked groups a bit at a time; a stale bit
+//     costs one scan of its 1 KiB group.
 //   * The map keeps the total dirty count, so `dirtyCount` is O(1).
 //
 // Copy-on-write, whole table: copying a DirtyMap copies nothing; maps share the table (and
@@ -21,11 +28,15 @@
 // table (its entries, summaries and every bitmap leaf: O(bitmap leaves x 32 KiB), like the
 // first write to a copied Array). Leaves are never shared between tables, so a table that is
 // uniquely referenced owns every leaf it points to: a mutation needs exactly one uniqueness
-// check (of the table), and anything reachable from several maps is only ever read.
+// check (of the table), and anything reachable from several maps is only ever read. Single
+// sets and clears make that check inline: they read the table's inline reference-count word
+// the way the runtime's own fast path does (`DirtyMap.isTableUnique`; verified against
+// `isKnownUniquelyReferenced` once per process, which it falls back to otherwise).
 //
-// Invariants: bits beyond `chunkCount` in the last leaf are zero; a bitmap leaf is never all
-// clean (it is dropped when its last dirty chunk is cleared); it may be all dirty (single sets
-// do not fold it into the marker), so equality and hashing compare by content.
+// Invariants (`checkInvariants()`): bits beyond `chunkCount` in the last leaf are zero; a
+// bitmap leaf is never all clean (it is freed when its last dirty chunk is cleared); its
+// count is exact and its summary covers every non-zero word; it may be all dirty (single
+// sets do not fold it into the marker), so equality and hashing compare by content.
 
 /// A run of consecutive dirty chunks.
 public struct ChunkRun: Hashable, Sendable, CustomStringConvertible {
@@ -38,8 +49,8 @@ public struct ChunkRun: Hashable, Sendable, CustomStringConvertible {
 
 // MARK: - Leaf bits
 
-/// Bit-level algorithms on one leaf's words `w` (`wc` words, `valid` chunks) and its group
-/// counts `g` (non-zero words per 64 words).
+/// Bit-level algorithms on one leaf's words `w` (`wc` words, `valid` chunks) and its search
+/// summary `s` (bit `g` for words [128 g, 128 g + 128)).
 @usableFromInline
 enum DirtyMapBits {
     @inlinable @inline(__always) static func words(_ raw: UInt) -> UnsafeMutablePointer<UInt64> {
@@ -74,8 +85,32 @@ enum DirtyMapBits {
         return w
     }
 
-    /// First dirty local bit at or after `from`, or nil.
-    @usableFromInline static func nextSet(_ w: UnsafeMutablePointer<UInt64>, _ g: UnsafeMutablePointer<UInt8>,
+    /// Summary bits of groups `g0...g1` (local word groups), marking `g` for each one with a
+    /// group number in range; 0 if `g0 > g1`.
+    @usableFromInline static func groupRange(_ g0: Int, _ g1: Int) -> UInt {
+        if g0 > g1 { return 0 }
+        let upTo: UInt = g1 >= 63 ? ~0 : (1 &<< UInt(g1 + 1)) &- 1
+        return upTo & ~((1 &<< UInt(g0)) &- 1)
+    }
+
+    /// The exact summary bits of groups `g0...g1`: bit `g` set iff group `g` has a non-zero word.
+    @usableFromInline static func summary(_ w: UnsafeMutablePointer<UInt64>, _ wc: Int, _ g0: Int, _ g1: Int) -> UInt {
+        var s: UInt = 0
+        var g = g0
+        while g <= g1 {
+            var wi = g << DirtyMap.groupWordShift
+            let end = min(wi + DirtyMap.groupWords, wc)
+            var any: UInt64 = 0
+            while wi < end { any |= w[wi]; wi += 1 }
+            if any != 0 { s |= 1 &<< UInt(g) }
+            g += 1
+        }
+        return s
+    }
+
+    /// First dirty local bit at or after `from`, or nil. Visits only the words of groups
+    /// marked in `s` (past the word holding `from`).
+    @usableFromInline static func nextSet(_ w: UnsafeMutablePointer<UInt64>, _ s: UInt,
                                           _ wc: Int, from: Int) -> Int? {
         var wi = from >> 6
         if wi >= wc { return nil }
@@ -83,9 +118,16 @@ enum DirtyMapBits {
         if x != 0 { return (wi << 6) | x.trailingZeroBitCount }
         wi += 1
         while wi < wc {
-            let gi = wi >> 6
-            if g[gi] == 0 { wi = (gi + 1) << 6; continue }
-            let end = min((gi + 1) << 6, wc)
+            let gi = wi >> DirtyMap.groupWordShift
+            let marked = s & (~0 &<< UInt(gi))
+            if marked == 0 { return nil }
+            let next = marked.trailingZeroBitCount
+            if next != gi { wi = next << DirtyMap.groupWordShift; continue }
+            let end = min((gi + 1) << DirtyMap.groupWordShift, wc)
+            // Skip clean words 8 at a time (the group is mostly clean when sparse).
+            while wi + 8 <= end && (w[wi] | w[wi + 1] | w[wi + 2] | w[wi + 3]) | (w[wi + 4] | w[wi + 5] | w[wi + 6] | w[wi + 7]) == 0 {
+                wi += 8
+            }
             while wi < end {
                 let y = w[wi]
                 if y != 0 { return (wi << 6) | y.trailingZeroBitCount }
@@ -108,10 +150,9 @@ enum DirtyMapBits {
         }
     }
 
-    /// Sets (`ones`) or clears local bits [lo, hi), keeping the group counts. Returns the
-    /// change in dirty chunks.
-    @usableFromInline static func apply(_ w: UnsafeMutablePointer<UInt64>, _ g: UnsafeMutablePointer<UInt8>,
-                                        _ lo: Int, _ hi: Int, ones: Bool) -> Int {
+    /// Sets (`ones`) or clears local bits [lo, hi). Returns the change in dirty chunks (the
+    /// caller keeps the leaf's count and summary).
+    @usableFromInline static func apply(_ w: UnsafeMutablePointer<UInt64>, _ lo: Int, _ hi: Int, ones: Bool) -> Int {
         let firstWord = lo >> 6, lastWord = (hi - 1) >> 6
         var delta = 0
         for wi in firstWord...lastWord {
@@ -122,38 +163,14 @@ enum DirtyMapBits {
             let new = ones ? old | m : old & ~m
             w[wi] = new
             delta += new.nonzeroBitCount - old.nonzeroBitCount
-            if (old == 0) != (new == 0) { g[wi >> 6] = new == 0 ? g[wi >> 6] - 1 : g[wi >> 6] + 1 }
         }
         return delta
-    }
-
-    /// Recomputes all group counts of a leaf from its words.
-    @usableFromInline static func recount(_ w: UnsafeMutablePointer<UInt64>, _ g: UnsafeMutablePointer<UInt8>, _ wc: Int) {
-        for gi in 0..<DirtyMap.groupsPerLeaf {
-            var n: UInt8 = 0
-            var wi = gi << 6
-            let end = min(wi + 64, wc)
-            while wi < end { if w[wi] != 0 { n += 1 }; wi += 1 }
-            g[gi] = n
-        }
     }
 
     @usableFromInline static func popcount(_ w: UnsafeMutablePointer<UInt64>, _ wc: Int) -> Int {
         var n = 0
         for i in 0..<wc { n &+= w[i].nonzeroBitCount }
         return n
-    }
-
-    /// No non-zero word in the leaf (its 64 group counts are zero; `g` is 64-byte aligned).
-    @inlinable static func isClean(_ g: UnsafeMutablePointer<UInt8>) -> Bool {
-        let q = UnsafeRawPointer(g).assumingMemoryBound(to: UInt64.self)
-        return (q[0] | q[1] | q[2] | q[3]) | (q[4] | q[5] | q[6] | q[7]) == 0
-    }
-
-    @usableFromInline static func isAllDirty(_ w: UnsafeMutablePointer<UInt64>, _ wc: Int, _ valid: Int) -> Bool {
-        for i in 0..<(wc - 1) where w[i] != ~0 { return false }
-        let tail = valid & 63
-        return w[wc - 1] == (tail == 0 ? ~0 : (1 &<< UInt64(tail)) &- 1)
     }
 
     @usableFromInline static func same(_ a: UnsafeMutablePointer<UInt64>, _ b: UnsafeMutablePointer<UInt64>, _ wc: Int) -> Bool {
@@ -172,15 +189,16 @@ struct DirtyMapTableHeader {
     /// Bit `i` set iff entry `i` is not clean.
     @usableFromInline let occupied: UnsafeMutablePointer<UInt64>
     @usableFromInline let occupiedWords: Int
-    /// Non-zero-word counts, 64 bytes per leaf (meaningful for bitmap leaves only); allocated
-    /// with the first bitmap leaf, freed with the last.
-    @usableFromInline var groups: UnsafeMutablePointer<UInt8>?
     /// Entries holding a bitmap.
     @usableFromInline var bitmapLeaves: Int
+    /// 0 when the inline uniqueness test may be used (`DirtyMapTable.inlineRefCountsWork`),
+    /// otherwise a bit that makes it fail (see `DirtyMap.isTableUnique`).
+    @usableFromInline let inlineUniqueOff: UInt64
 }
 
-/// The leaf table: header, entries (see the layout note at the top of the file) tail-allocated.
-/// Owns the bit words of its bitmap entries.
+/// The leaf table: header, then two words per leaf tail-allocated (bits at 2 i, meta at
+/// 2 i + 1; see the layout note at the top of the file). Owns the bit words of its bitmap
+/// entries.
 @usableFromInline
 final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, UInt> {
     @usableFromInline static func make(chunkCount: UInt64) -> DirtyMapTable {
@@ -188,13 +206,49 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, UInt> {
         let ow = max((leafCount + 63) >> 6, 1)
         let occupied = UnsafeMutablePointer<UInt64>.allocate(capacity: ow)
         occupied.initialize(repeating: 0, count: ow)
-        let t = unsafeDowncast(DirtyMapTable.create(minimumCapacity: leafCount) { _ in
+        let t = unsafeDowncast(DirtyMapTable.create(minimumCapacity: 2 * leafCount) { _ in
             DirtyMapTableHeader(leafCount: leafCount, chunkCount: chunkCount, occupied: occupied, occupiedWords: ow,
-                                groups: nil, bitmapLeaves: 0)
+                                bitmapLeaves: 0, inlineUniqueOff: inlineRefCountsWork ? 0 : 1 << 32)
         }, to: DirtyMapTable.self)
-        t.entries.initialize(repeating: DirtyMap.cleanBits, count: leafCount)
+        t.entries.initialize(repeating: 0, count: 2 * leafCount)
         return t
     }
+
+    /// The inline reference-count word of a native Swift object: the word after its metadata
+    /// pointer. Unique (one strong reference, not deiniting, no side table) iff bits 32-63
+    /// are zero: the fast path of the runtime's `swift_isUniquelyReferenced_nonNull_native`.
+    @inlinable @inline(__always) static func refCountBits<T: AnyObject>(_ object: T) -> UInt64 {
+        UnsafeRawPointer(Unmanaged.passUnretained(object).toOpaque())
+            .load(fromByteOffset: MemoryLayout<UInt>.size, as: UInt64.self)
+    }
+
+    /// `t` reads as uniquely referenced by the inline test (false if the test is off).
+    /// Unoptimised builds may hold an extra reference while reading: they read "shared" and
+    /// ask the runtime.
+    @inlinable @inline(__always) static func readsUnique(_ t: DirtyMapTable) -> Bool {
+        (refCountBits(t) | t.head.pointee.inlineUniqueOff) &>> 32 == 0
+    }
+
+    /// Whether `refCountBits` agrees with `isKnownUniquelyReferenced` in this process: unique
+    /// with one reference, shared with two and with many. Checked once; if not (another
+    /// runtime, 32-bit), every mutation asks the runtime.
+    @usableFromInline static let inlineRefCountsWork: Bool = {
+        final class Probe {}
+        guard MemoryLayout<UInt>.size == 8 else { return false }
+        var probe = Probe()
+        func agrees(unique: Bool) -> Bool {
+            let runtime = isKnownUniquelyReferenced(&probe)
+            let inline = refCountBits(probe) >> 32 == 0
+            return runtime == unique && inline == unique
+        }
+        guard agrees(unique: true) else { return false }
+        var others: [Probe] = [probe]
+        guard agrees(unique: false) else { return false }
+        others.append(contentsOf: repeatElement(probe, count: 100_000))
+        guard agrees(unique: false) else { return false }
+        others = []
+        return agrees(unique: true)
+    }()
 
     /// A deep copy: the same entries, summaries and counts, with a private copy of every
     /// bitmap leaf (leaves are never shared between tables).
@@ -202,25 +256,24 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, UInt> {
         let t = DirtyMapTable.make(chunkCount: head.pointee.chunkCount)
         let n = leafCount, src = entries, dst = t.entries
         for li in 0..<n {
-            let raw = src[li]
-            dst[li] = raw > DirtyMap.fullBits
+            let raw = src[2 * li]
+            dst[2 * li] = raw > DirtyMap.fullBits
                 ? UInt(bitPattern: DirtyMapBits.copy(DirtyMapBits.words(raw), wordCount(li)))
                 : raw
+            dst[2 * li + 1] = src[2 * li + 1]
         }
         t.occupied.update(from: occupied, count: occupiedWords)
-        if let g = groups { t.ensureGroups().update(from: g, count: leafCount * DirtyMap.groupsPerLeaf) }
         t.head.pointee.bitmapLeaves = head.pointee.bitmapLeaves
         return t
     }
 
     deinit {
         withUnsafeMutablePointers { h, e in
-            for li in 0..<h.pointee.leafCount where e[li] > DirtyMap.fullBits {
-                UnsafeMutableRawPointer(bitPattern: e[li]).unsafelyUnwrapped.deallocate()
+            for li in 0..<h.pointee.leafCount where e[2 * li] > DirtyMap.fullBits {
+                UnsafeMutableRawPointer(bitPattern: e[2 * li]).unsafelyUnwrapped.deallocate()
             }
-            e.deinitialize(count: h.pointee.leafCount)
+            e.deinitialize(count: 2 * h.pointee.leafCount)
             h.pointee.occupied.deallocate()
-            if let g = h.pointee.groups { UnsafeMutableRawPointer(g).deallocate() }
         }
     }
 
@@ -229,45 +282,32 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, UInt> {
     @inlinable var leafCount: Int { head.pointee.leafCount }
     @inlinable var occupied: UnsafeMutablePointer<UInt64> { head.pointee.occupied }
     @inlinable var occupiedWords: Int { head.pointee.occupiedWords }
-    @inlinable var groups: UnsafeMutablePointer<UInt8>? { head.pointee.groups }
-    /// Group counts of bitmap leaf `li` (the groups exist whenever a bitmap leaf does).
-    @inlinable @inline(__always) func groups(of li: Int) -> UnsafeMutablePointer<UInt8> {
-        head.pointee.groups.unsafelyUnwrapped + (li &<< DirtyMap.groupShift)
-    }
+    /// Entry `li`: clean, all dirty or the address of its bits.
+    @inlinable @inline(__always) func bits(_ li: Int) -> UInt { entries[li &<< 1] }
+    /// Meta word of entry `li`: count and summary of a bitmap leaf, 0 for the markers.
+    @inlinable @inline(__always) func meta(_ li: Int) -> UInt { entries[(li &<< 1) | 1] }
+    /// Replaces the meta word of bitmap leaf `li`. The table must be uniquely referenced.
+    @inlinable @inline(__always) func setMeta(_ meta: UInt, _ li: Int) { entries[(li &<< 1) | 1] = meta }
     /// Words of leaf `li`'s bitmap.
     @usableFromInline func wordCount(_ li: Int) -> Int {
         let start = UInt64(li) << DirtyMap.leafShift
         return (Int(min(UInt64(DirtyMap.leafBits), head.pointee.chunkCount - start)) + 63) >> 6
     }
 
-    /// The group counts, allocated (zero) if needed. The table must be uniquely referenced.
-    @usableFromInline func ensureGroups() -> UnsafeMutablePointer<UInt8> {
-        if let g = groups { return g }
-        let n = max(leafCount, 1) * DirtyMap.groupsPerLeaf
-        let g = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64).bindMemory(to: UInt8.self, capacity: n)
-        g.initialize(repeating: 0, count: n)
-        head.pointee.groups = g
-        return g
-    }
-
-    /// Stores `entry` at `li`, keeping the occupied bit and the bitmap count (the group counts
-    /// are freed with the last bitmap). Frees the bits of the bitmap it replaces; a new bitmap
-    /// entry must be freshly allocated (owned by no other entry or table). The table must be
-    /// uniquely referenced.
-    @usableFromInline func store(_ entry: UInt, at li: Int) {
+    /// Stores `entry` and its `meta` word at `li`, keeping the occupied bit and the bitmap
+    /// count. Frees the bits of the bitmap it replaces; a new bitmap entry must be freshly
+    /// allocated (owned by no other entry or table). The table must be uniquely referenced.
+    @usableFromInline func store(_ entry: UInt, meta: UInt, at li: Int) {
         let m: UInt64 = 1 &<< UInt64(li & 63)
         if entry != DirtyMap.cleanBits { occupied[li >> 6] |= m } else { occupied[li >> 6] &= ~m }
-        let h = head
-        let old = entries[li]
+        let e = entries + 2 * li
+        e[1] = meta
+        let old = e[0]
         if old == entry { return }
         if old > DirtyMap.fullBits { UnsafeMutableRawPointer(bitPattern: old).unsafelyUnwrapped.deallocate() }
         let was = old > DirtyMap.fullBits ? 1 : 0, now = entry > DirtyMap.fullBits ? 1 : 0
-        entries[li] = entry
-        h.pointee.bitmapLeaves += now - was
-        if h.pointee.bitmapLeaves == 0, let g = h.pointee.groups {
-            UnsafeMutableRawPointer(g).deallocate()
-            h.pointee.groups = nil
-        }
+        e[0] = entry
+        head.pointee.bitmapLeaves += now - was
     }
 
     /// Index of the first non-clean entry at or after `from`.
@@ -294,9 +334,14 @@ public struct DirtyMap: Hashable, Sendable {
     @usableFromInline static let leafBits: Int = 1 << 18
     /// Words of bits per leaf.
     @usableFromInline static let leafWords: Int = 1 << 12
-    /// Group counts per leaf (one per 64 words), and log2 of it.
-    @usableFromInline static let groupsPerLeaf: Int = 64
-    @usableFromInline static let groupShift: Int = 6
+    /// log2 of the chunks per summary group (8192: 128 words, 1 KiB), and of its words; 32
+    /// groups per leaf.
+    @usableFromInline static let groupShift: UInt64 = 13
+    @usableFromInline static let groupWordShift: Int = 7
+    @usableFromInline static let groupWords: Int = 1 << 7
+    /// The meta word: count in the low 32 bits, summary above.
+    @usableFromInline static let countMask: UInt = 0xFFFF_FFFF
+    @usableFromInline static let summaryShift: UInt = 32
     /// Entry `bits` values that are not addresses.
     @usableFromInline static let cleanBits: UInt = 0
     @usableFromInline static let fullBits: UInt = 1
@@ -332,12 +377,17 @@ public struct DirtyMap: Hashable, Sendable {
     }
     @inlinable func wordCount(_ li: Int) -> Int { (validBits(li) + 63) >> 6 }
 
+    /// Summary bits of all the groups of a leaf of `wc` words.
+    @inlinable static func allGroups(_ wc: Int) -> UInt {
+        DirtyMapBits.groupRange(0, (wc - 1) >> DirtyMap.groupWordShift)
+    }
+
     // MARK: single bits
 
     @inlinable @inline(__always)
     public func isDirty(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
-        let raw = table.entries[Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)]
+        let raw = table.bits(Int(truncatingIfNeeded: c &>> DirtyMap.leafShift))
         if raw <= DirtyMap.fullBits { return raw == DirtyMap.fullBits }
         let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
         return (DirtyMapBits.words(raw)[wi] &>> (c & 63)) & 1 != 0
@@ -349,17 +399,19 @@ public struct DirtyMap: Hashable, Sendable {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
         // A uniquely referenced table owns its leaves: one check covers both.
-        if _fastPath(isKnownUniquelyReferenced(&table)) {
-            let raw = table.entries[li]
+        if _fastPath(isTableUnique()) {
+            let e = table.entries + (li &<< 1)
+            let raw = e[0]
             if _fastPath(raw > DirtyMap.fullBits) {
                 let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
                 let p = DirtyMapBits.words(raw) + wi
                 let old = p.pointee
-                let new = old | (1 &<< (c & 63))
-                p.pointee = new
-                let g = table.groups(of: li) + (wi &>> 6)
-                g.pointee &+= old == 0 ? 1 : 0
-                let added = (old ^ new) &>> (c & 63)
+                p.pointee = old | (1 &<< (c & 63))
+                let added = (~old &>> (c & 63)) & 1 // 0 or 1, visibly (no branch for the caller)
+                // Count += added; summary bit 32 + (group of c in the leaf): `&<<` takes the
+                // shift modulo 64, so OR-ing 32 into the chunk's group number selects it.
+                let group = UInt(truncatingIfNeeded: c &>> DirtyMap.groupShift) | DirtyMap.summaryShift
+                e[1] = (e[1] | (1 &<< group)) &+ UInt(truncatingIfNeeded: added)
                 _dirtyCount &+= added
                 return added != 0
             }
@@ -369,7 +421,7 @@ public struct DirtyMap: Hashable, Sendable {
     }
 
     @usableFromInline mutating func setSlow(_ c: ChunkIndex, _ li: Int) -> Bool {
-        if table.entries[li] == DirtyMap.fullBits { return false }
+        if table.bits(li) == DirtyMap.fullBits { return false }
         _ = writableBits(li) // copy a shared table, allocate a clean leaf
         return set(c)
     }
@@ -379,22 +431,22 @@ public struct DirtyMap: Hashable, Sendable {
     public mutating func clear(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
-        if _fastPath(isKnownUniquelyReferenced(&table)) {
-            let raw = table.entries[li]
+        if _fastPath(isTableUnique()) {
+            let e = table.entries + (li &<< 1)
+            let raw = e[0]
             if _fastPath(raw > DirtyMap.fullBits) {
                 let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
                 let p = DirtyMapBits.words(raw) + wi
                 let old = p.pointee
-                let new = old & ~(1 &<< (c & 63))
-                p.pointee = new
-                let removed = (old ^ new) &>> (c & 63)
-                // The word's group loses a non-zero word iff this clear emptied it (branch-free).
-                let g = table.groups(of: li) + (wi &>> 6)
-                let dec = UInt8(truncatingIfNeeded: removed) & (new == 0 ? 1 : 0)
-                let left = g.pointee &- dec
-                g.pointee = left
+                p.pointee = old & ~(1 &<< (c & 63))
+                let removed = (old &>> (c & 63)) & 1
+                // Count -= removed (the summary keeps its bit: it may now be stale).
+                let meta = e[1] &- UInt(truncatingIfNeeded: removed)
+                e[1] = meta
                 _dirtyCount &-= removed
-                if left == 0 && dec != 0 { dropIfClean(li) }
+                // A bitmap leaf's count is never 0 before a clear: 0 now means this clear took
+                // its last dirty chunk.
+                if _slowPath(meta & DirtyMap.countMask == 0) { freeLeaf(li) }
                 return removed != 0
             }
             if raw == DirtyMap.cleanBits { return false }
@@ -403,15 +455,24 @@ public struct DirtyMap: Hashable, Sendable {
     }
 
     @usableFromInline mutating func clearSlow(_ c: ChunkIndex, _ li: Int) -> Bool {
-        if table.entries[li] == DirtyMap.cleanBits { return false }
+        if table.bits(li) == DirtyMap.cleanBits { return false }
         _ = writableBits(li) // copy a shared table, expand the all-dirty marker
         return clear(c)
     }
 
-    /// Drops bitmap leaf `li` if it holds no dirty chunk (so clean leaves cost no memory).
-    /// The table must be uniquely referenced.
-    @usableFromInline mutating func dropIfClean(_ li: Int) {
-        if DirtyMapBits.isClean(table.groups(of: li)) { table.store(DirtyMap.cleanBits, at: li) }
+    /// Frees bitmap leaf `li`, which holds no dirty chunk. The table must be uniquely referenced.
+    @usableFromInline mutating func freeLeaf(_ li: Int) {
+        table.store(DirtyMap.cleanBits, meta: 0, at: li)
+    }
+
+    /// Whether this map's table is uniquely referenced (so it may be written in place). The
+    /// runtime's test inline (`DirtyMapTable.refCountBits`), which saves a call per set or
+    /// clear; anything it does not call unique (or any table, if the runtime's layout did not
+    /// check out) goes to `isKnownUniquelyReferenced`.
+    @inlinable @inline(__always) mutating func isTableUnique() -> Bool {
+        // No local copy of `table` may be alive at isKnownUniquelyReferenced (it would count).
+        if _fastPath(DirtyMapTable.readsUnique(table)) { return true }
+        return isKnownUniquelyReferenced(&table)
     }
 
     /// The table, deep-copied first if shared.
@@ -421,39 +482,74 @@ public struct DirtyMap: Hashable, Sendable {
     }
 
     /// The bits of leaf `li` as a bitmap owned by this map's (unique) table, ready to write:
-    /// copies a shared table, allocates a clean leaf for a clean entry, expands the all-dirty
-    /// marker.
+    /// copies a shared table, allocates a clean leaf for a clean entry (count 0 until the
+    /// caller sets a chunk), expands the all-dirty marker.
     @usableFromInline mutating func writableBits(_ li: Int) -> UnsafeMutablePointer<UInt64> {
         let t = uniqueTable()
-        let raw = t.entries[li]
+        let raw = t.bits(li)
         if raw > DirtyMap.fullBits { return DirtyMapBits.words(raw) }
-        _ = t.ensureGroups()
         let valid = validBits(li), wc = wordCount(li)
-        let w: UnsafeMutablePointer<UInt64>
         if raw == DirtyMap.cleanBits {
-            w = DirtyMapBits.clean(wc)
-            t.groups(of: li).initialize(repeating: 0, count: DirtyMap.groupsPerLeaf)
-        } else {
-            w = DirtyMapBits.dirty(wc, valid: valid)
-            DirtyMapBits.recount(w, t.groups(of: li), wc)
+            let w = DirtyMapBits.clean(wc)
+            t.store(UInt(bitPattern: w), meta: 0, at: li)
+            return w
         }
-        t.store(UInt(bitPattern: w), at: li)
+        let w = DirtyMapBits.dirty(wc, valid: valid)
+        t.store(UInt(bitPattern: w), meta: UInt(valid) | DirtyMap.allGroups(wc) &<< DirtyMap.summaryShift, at: li)
         return w
     }
 
-    /// Dirty chunks of leaf `li` (O(words) for a bitmap leaf).
+    /// Dirty chunks of leaf `li` (O(1)).
     @usableFromInline func popcount(_ li: Int) -> Int {
-        let raw = table.entries[li]
+        let raw = table.bits(li)
         if raw == DirtyMap.cleanBits { return 0 }
         if raw == DirtyMap.fullBits { return validBits(li) }
-        return DirtyMapBits.popcount(DirtyMapBits.words(raw), wordCount(li))
+        return Int(table.meta(li) & DirtyMap.countMask)
+    }
+
+    /// Checks every layout invariant (see the top of the file) and `dirtyCount`; traps on a
+    /// violation. O(bitmap leaves x 32 KiB): for tests.
+    func checkInvariants() {
+        let t = table
+        var total: UInt64 = 0
+        var bitmaps = 0
+        for li in 0..<t.leafCount {
+            let raw = t.bits(li), meta = t.meta(li)
+            let occupied = (t.occupied[li >> 6] >> UInt64(li & 63)) & 1 != 0
+            precondition(occupied == (raw != DirtyMap.cleanBits), "leaf \(li): occupied bit wrong")
+            if raw <= DirtyMap.fullBits {
+                precondition(meta == 0, "leaf \(li): marker with meta \(meta)")
+                if raw == DirtyMap.fullBits { total += UInt64(validBits(li)) }
+                continue
+            }
+            bitmaps += 1
+            let w = DirtyMapBits.words(raw), wc = wordCount(li), valid = validBits(li)
+            let n = DirtyMapBits.popcount(w, wc)
+            precondition(n > 0, "leaf \(li): all-clean bitmap")
+            precondition(UInt(n) == meta & DirtyMap.countMask, "leaf \(li): count \(meta & DirtyMap.countMask), bits \(n)")
+            let summary = meta >> DirtyMap.summaryShift
+            let exact = DirtyMapBits.summary(w, wc, 0, (wc - 1) >> DirtyMap.groupWordShift)
+            precondition(exact & ~summary == 0, "leaf \(li): summary \(summary) misses groups of \(exact)")
+            precondition(summary & ~DirtyMap.allGroups(wc) == 0, "leaf \(li): summary \(summary) past the leaf")
+            if valid & 63 != 0 {
+                precondition(w[wc - 1] >> UInt64(valid & 63) == 0, "leaf \(li): bits past chunkCount")
+            }
+            total += UInt64(n)
+        }
+        for wi in 0..<t.occupiedWords {
+            let first = wi << 6
+            let stray = first + 64 <= t.leafCount ? 0 : t.occupied[wi] & ~((1 &<< UInt64(max(t.leafCount - first, 0))) &- 1)
+            precondition(stray == 0, "occupied bits past the last leaf")
+        }
+        precondition(bitmaps == t.head.pointee.bitmapLeaves, "bitmap count \(t.head.pointee.bitmapLeaves), found \(bitmaps)")
+        precondition(total == dirtyCount, "dirtyCount \(dirtyCount), counted \(total)")
     }
 
     // MARK: whole map and ranges
 
     public mutating func setAll() {
         let t = DirtyMapTable.make(chunkCount: chunkCount)
-        for li in 0..<t.leafCount { t.store(DirtyMap.fullBits, at: li) }
+        for li in 0..<t.leafCount { t.store(DirtyMap.fullBits, meta: 0, at: li) }
         table = t
         _dirtyCount = chunkCount
     }
@@ -474,14 +570,17 @@ public struct DirtyMap: Hashable, Sendable {
             let lo = Int(c - leafStart)
             let hi = Int(min(range.upperBound - leafStart, UInt64(valid)))
             c = leafStart + UInt64(hi)
-            if table.entries[li] == DirtyMap.fullBits { continue }
+            if table.bits(li) == DirtyMap.fullBits { continue }
             if lo == 0 && hi == valid {
                 _dirtyCount += UInt64(valid - popcount(li))
-                uniqueTable().store(DirtyMap.fullBits, at: li)
+                uniqueTable().store(DirtyMap.fullBits, meta: 0, at: li)
                 continue
             }
             let w = writableBits(li)
-            _dirtyCount += UInt64(DirtyMapBits.apply(w, table.groups(of: li), lo, hi, ones: true))
+            let added = DirtyMapBits.apply(w, lo, hi, ones: true)
+            let touched = DirtyMapBits.groupRange(lo >> Int(DirtyMap.groupShift), (hi - 1) >> Int(DirtyMap.groupShift))
+            table.setMeta((table.meta(li) | touched &<< DirtyMap.summaryShift) + UInt(added), li)
+            _dirtyCount += UInt64(added)
         }
     }
 
@@ -496,15 +595,23 @@ public struct DirtyMap: Hashable, Sendable {
             let lo = Int(c - leafStart)
             let hi = Int(min(range.upperBound - leafStart, UInt64(valid)))
             c = leafStart + UInt64(hi)
-            if table.entries[li] == DirtyMap.cleanBits { continue }
+            if table.bits(li) == DirtyMap.cleanBits { continue }
             if lo == 0 && hi == valid {
                 _dirtyCount -= UInt64(popcount(li))
-                uniqueTable().store(DirtyMap.cleanBits, at: li)
+                uniqueTable().store(DirtyMap.cleanBits, meta: 0, at: li)
                 continue
             }
             let w = writableBits(li)
-            _dirtyCount -= UInt64(-DirtyMapBits.apply(w, table.groups(of: li), lo, hi, ones: false))
-            dropIfClean(li)
+            let removed = -DirtyMapBits.apply(w, lo, hi, ones: false)
+            _dirtyCount -= UInt64(removed)
+            let t = table
+            let count = (t.meta(li) & DirtyMap.countMask) - UInt(removed)
+            if count == 0 { freeLeaf(li); continue }
+            // Recompute the summary bits of the touched groups (this also drops stale ones).
+            let g0 = lo >> Int(DirtyMap.groupShift), g1 = (hi - 1) >> Int(DirtyMap.groupShift)
+            let summary = (t.meta(li) >> DirtyMap.summaryShift) & ~DirtyMapBits.groupRange(g0, g1)
+                | DirtyMapBits.summary(w, wordCount(li), g0, g1)
+            t.setMeta(count | summary &<< DirtyMap.summaryShift, li)
         }
     }
 
@@ -526,33 +633,32 @@ public struct DirtyMap: Hashable, Sendable {
         var next = 0
         while let li = theirTable.nextOccupied(from: next) {
             next = li + 1
-            let theirs = theirTable.entries[li]
-            let mine = table.entries[li]
+            let theirs = theirTable.bits(li)
+            let mine = table.bits(li)
             if mine == DirtyMap.fullBits { continue }
             if theirs == DirtyMap.fullBits {
                 _dirtyCount += UInt64(validBits(li) - popcount(li))
-                uniqueTable().store(DirtyMap.fullBits, at: li)
+                uniqueTable().store(DirtyMap.fullBits, meta: 0, at: li)
                 continue
             }
             let wc = wordCount(li)
+            let theirMeta = theirTable.meta(li)
             if mine == DirtyMap.cleanBits {
-                let b = DirtyMapBits.words(theirs)
-                _dirtyCount += UInt64(DirtyMapBits.popcount(b, wc))
-                let t = uniqueTable()
-                _ = t.ensureGroups()
-                t.groups(of: li).update(from: theirTable.groups(of: li), count: DirtyMap.groupsPerLeaf)
-                t.store(UInt(bitPattern: DirtyMapBits.copy(b, wc)), at: li) // a private copy
+                _dirtyCount += UInt64(theirMeta & DirtyMap.countMask)
+                // A private copy, with their count and summary.
+                uniqueTable().store(UInt(bitPattern: DirtyMapBits.copy(DirtyMapBits.words(theirs), wc)),
+                                    meta: theirMeta, at: li)
                 continue
             }
             let a = writableBits(li), b = DirtyMapBits.words(theirs)
-            let g = table.groups(of: li)
             var delta = 0
             for i in 0..<wc {
                 let old = a[i], new = old | b[i]
                 a[i] = new
                 delta &+= new.nonzeroBitCount &- old.nonzeroBitCount
-                if old == 0 && new != 0 { g[i >> 6] += 1 }
             }
+            // Both summaries cover their words, so their union covers the union's.
+            table.setMeta((table.meta(li) | theirMeta & ~DirtyMap.countMask) + UInt(delta), li)
             _dirtyCount += UInt64(delta)
         }
     }
@@ -567,10 +673,11 @@ public struct DirtyMap: Hashable, Sendable {
         var local = Int(c & UInt64(DirtyMap.leafBits - 1))
         while let found = t.nextOccupied(from: li) {
             if found != li { li = found; local = 0 }
-            let raw = t.entries[li]
+            let raw = t.bits(li)
             let base = UInt64(li) << DirtyMap.leafShift
             if raw == DirtyMap.fullBits { return base + UInt64(local) }
-            if let bit = DirtyMapBits.nextSet(DirtyMapBits.words(raw), t.groups(of: li), wordCount(li), from: local) {
+            if let bit = DirtyMapBits.nextSet(DirtyMapBits.words(raw), t.meta(li) >> DirtyMap.summaryShift,
+                                              wordCount(li), from: local) {
                 return base + UInt64(bit)
             }
             li += 1; local = 0
@@ -586,7 +693,7 @@ public struct DirtyMap: Hashable, Sendable {
         var local = Int(c & UInt64(DirtyMap.leafBits - 1))
         while li < t.leafCount {
             let base = UInt64(li) << DirtyMap.leafShift
-            let raw = t.entries[li]
+            let raw = t.bits(li)
             if raw == DirtyMap.cleanBits { return base + UInt64(local) }
             if raw != DirtyMap.fullBits {
                 let valid = validBits(li)
@@ -628,27 +735,30 @@ public struct DirtyMap: Hashable, Sendable {
         return out
     }
 
-    /// Number of maximal dirty runs. Cost: the non-clean 4096-chunk groups of bitmap leaves
-    /// plus one step per leaf; it does not allocate.
+    /// Number of maximal dirty runs. Cost: the summary-marked 8192-chunk groups of bitmap
+    /// leaves plus one step per leaf; it does not allocate.
     public var runCount: Int {
         let t = table
         var runs = 0
         var prevDirty = false // is the chunk just before the current leaf dirty?
         for li in 0..<t.leafCount {
-            let raw = t.entries[li]
+            let raw = t.bits(li)
             if raw == DirtyMap.cleanBits { prevDirty = false; continue }
             if raw == DirtyMap.fullBits {
                 if !prevDirty { runs += 1 }
                 prevDirty = true
                 continue
             }
-            // Count 0->1 transitions over the non-clean groups only.
-            let w = DirtyMapBits.words(raw), g = t.groups(of: li), wc = wordCount(li)
+            // Count 0->1 transitions over the marked groups only.
+            let w = DirtyMapBits.words(raw), wc = wordCount(li)
+            var marked = t.meta(li) >> DirtyMap.summaryShift
             var carry: UInt64 = prevDirty ? 1 : 0 // top bit of the word before, as 0/1
             var expect = 0                        // the word whose predecessor `carry` describes
-            for gi in 0..<DirtyMap.groupsPerLeaf where g[gi] != 0 {
-                let lo = gi << 6, hi = min(lo + 64, wc)
-                if lo != expect { carry = 0 } // clean words in between
+            while marked != 0 {
+                let gi = marked.trailingZeroBitCount
+                marked &= marked &- 1
+                let lo = gi << DirtyMap.groupWordShift, hi = min(lo + DirtyMap.groupWords, wc)
+                if lo != expect { carry = 0 } // unmarked (clean) words in between
                 for i in lo..<hi {
                     let x = w[i]
                     runs += (x & ~((x &<< 1) | carry)).nonzeroBitCount
@@ -663,20 +773,20 @@ public struct DirtyMap: Hashable, Sendable {
 
     // MARK: memory
 
-    /// Heap bytes held by this map: table, occupied bits, group counts and leaf bits, counting
-    /// 16 bytes of allocator overhead per allocation (64 for 64-byte-aligned ones). A table
-    /// shared with copies of the map (until one of them is written) is counted in full.
+    /// Heap bytes held by this map: table (entries and meta words), occupied bits and leaf
+    /// bits, counting 16 bytes of allocator overhead per allocation (64 for 64-byte-aligned
+    /// ones). A table shared with copies of the map (until one of them is written) is counted
+    /// in full.
     public var approximateMemoryBytes: Int {
         let mallocOverhead = 16, alignedOverhead = 64
         let t = table
         var bytes = 16 + MemoryLayout<DirtyMapTableHeader>.stride
-            + t.leafCount * MemoryLayout<UInt>.stride + mallocOverhead
+            + 2 * t.leafCount * MemoryLayout<UInt>.stride + mallocOverhead
         bytes += t.occupiedWords * 8 + mallocOverhead
-        if t.groups != nil { bytes += max(t.leafCount, 1) * DirtyMap.groupsPerLeaf + alignedOverhead }
         var next = 0
         while let li = t.nextOccupied(from: next) {
             next = li + 1
-            if t.entries[li] == DirtyMap.fullBits { continue }
+            if t.bits(li) == DirtyMap.fullBits { continue }
             bytes += wordCount(li) * 8 + alignedOverhead      // bits
         }
         return bytes
@@ -684,13 +794,13 @@ public struct DirtyMap: Hashable, Sendable {
 
     // MARK: equality by content
 
-    /// 0 clean, 1 all dirty, 2 otherwise.
+    /// 0 clean, 1 all dirty, 2 otherwise (O(1): a bitmap leaf's count is exact).
     @usableFromInline func leafKind(_ li: Int) -> Int {
-        let raw = table.entries[li]
+        let raw = table.bits(li)
         if raw == DirtyMap.cleanBits { return 0 }
         if raw == DirtyMap.fullBits { return 1 }
-        if DirtyMapBits.isClean(table.groups(of: li)) { return 0 }
-        return DirtyMapBits.isAllDirty(DirtyMapBits.words(raw), wordCount(li), validBits(li)) ? 1 : 2
+        let n = Int(table.meta(li) & DirtyMap.countMask)
+        return n == 0 ? 0 : n == validBits(li) ? 1 : 2
     }
 
     public static func == (lhs: DirtyMap, rhs: DirtyMap) -> Bool {
@@ -698,7 +808,7 @@ public struct DirtyMap: Hashable, Sendable {
         let a = lhs.table, b = rhs.table
         if a === b { return true }
         for li in 0..<a.leafCount {
-            let x = a.entries[li], y = b.entries[li]
+            let x = a.bits(li), y = b.bits(li)
             if x == y { continue }
             let k = lhs.leafKind(li)
             if k != rhs.leafKind(li) { return false }
@@ -716,7 +826,7 @@ public struct DirtyMap: Hashable, Sendable {
             let k = leafKind(li)
             hasher.combine(UInt8(k))
             if k == 2 {
-                hasher.combine(bytes: UnsafeRawBufferPointer(start: DirtyMapBits.words(table.entries[li]),
+                hasher.combine(bytes: UnsafeRawBufferPointer(start: DirtyMapBits.words(table.bits(li)),
                                                              count: wordCount(li) * 8))
             }
         }
