@@ -28,10 +28,7 @@
 // table (its entries, summaries and every bitmap leaf: O(bitmap leaves x 32 KiB), like the
 // first write to a copied Array). Leaves are never shared between tables, so a table that is
 // uniquely referenced owns every leaf it points to: a mutation needs exactly one uniqueness
-// check (of the table), and anything reachable from several maps is only ever read. Single
-// sets and clears make that check inline: they read the table's inline reference-count word
-// the way the runtime's own fast path does (`DirtyMap.isTableUnique`; verified against
-// `isKnownUniquelyReferenced` once per process, which it falls back to otherwise).
+// check (of the table), and anything reachable from several maps is only ever read.
 //
 // Invariants (`checkInvariants()`): bits beyond `chunkCount` in the last leaf are zero; a
 // bitmap leaf is never all clean (it is freed when its last dirty chunk is cleared); its
