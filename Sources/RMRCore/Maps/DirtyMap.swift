@@ -214,16 +214,9 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, UInt> {
     /// The inline reference-count word of a native Swift object: the word after its metadata
     /// pointer. Unique (one strong reference, not deiniting, no side table) iff bits 32-63
     /// are zero: the fast path of the runtime's `swift_isUniquelyReferenced_nonNull_native`.
-    @inlinable @inline(__always) static func refCountBits<T: AnyObject>(_ object: T) -> UInt64 {
+    @inlinable @inline(__always) static func refCountBits(_ object: AnyObject) -> UInt64 {
         UnsafeRawPointer(Unmanaged.passUnretained(object).toOpaque())
             .load(fromByteOffset: MemoryLayout<UInt>.size, as: UInt64.self)
-    }
-
-    /// `t` reads as uniquely referenced by the inline test (false if the test is off).
-    /// Unoptimised builds may hold an extra reference while reading: they read "shared" and
-    /// ask the runtime.
-    @inlinable @inline(__always) static func readsUnique(_ t: DirtyMapTable) -> Bool {
-        (refCountBits(t) | t.head.pointee.inlineUniqueOff) &>> 32 == 0
     }
 
     /// Whether `refCountBits` agrees with `isKnownUniquelyReferenced` in this process: unique
@@ -467,8 +460,8 @@ public struct DirtyMap: Hashable, Sendable {
     /// clear; anything it does not call unique (or any table, if the runtime's layout did not
     /// check out) goes to `isKnownUniquelyReferenced`.
     @inlinable @inline(__always) mutating func isTableUnique() -> Bool {
-        // No local copy of `table` may be alive at isKnownUniquelyReferenced (it would count).
-        if _fastPath(DirtyMapTable.readsUnique(table)) { return true }
+        let t = table
+        if _fastPath((DirtyMapTable.refCountBits(t) | t.head.pointee.inlineUniqueOff) &>> 32 == 0) { return true }
         return isKnownUniquelyReferenced(&table)
     }
 
