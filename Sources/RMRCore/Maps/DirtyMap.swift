@@ -188,9 +188,6 @@ struct DirtyMapTableHeader {
     @usableFromInline let occupiedWords: Int
     /// Entries holding a bitmap.
     @usableFromInline var bitmapLeaves: Int
-    /// 0 when the inline uniqueness test may be used (`DirtyMapTable.inlineRefCountsWork`),
-    /// otherwise a bit that makes it fail (see `DirtyMap.isTableUnique`).
-    @usableFromInline let inlineUniqueOff: UInt64
 }
 
 /// The leaf table: header, then two words per leaf tail-allocated (bits at 2 i, meta at
@@ -205,40 +202,11 @@ final class DirtyMapTable: ManagedBuffer<DirtyMapTableHeader, UInt> {
         occupied.initialize(repeating: 0, count: ow)
         let t = unsafeDowncast(DirtyMapTable.create(minimumCapacity: 2 * leafCount) { _ in
             DirtyMapTableHeader(leafCount: leafCount, chunkCount: chunkCount, occupied: occupied, occupiedWords: ow,
-                                bitmapLeaves: 0, inlineUniqueOff: inlineRefCountsWork ? 0 : 1 << 32)
+                                bitmapLeaves: 0)
         }, to: DirtyMapTable.self)
         t.entries.initialize(repeating: 0, count: 2 * leafCount)
         return t
     }
-
-    /// The inline reference-count word of a native Swift object: the word after its metadata
-    /// pointer. Unique (one strong reference, not deiniting, no side table) iff bits 32-63
-    /// are zero: the fast path of the runtime's `swift_isUniquelyReferenced_nonNull_native`.
-    @inlinable @inline(__always) static func refCountBits(_ object: AnyObject) -> UInt64 {
-        UnsafeRawPointer(Unmanaged.passUnretained(object).toOpaque())
-            .load(fromByteOffset: MemoryLayout<UInt>.size, as: UInt64.self)
-    }
-
-    /// Whether `refCountBits` agrees with `isKnownUniquelyReferenced` in this process: unique
-    /// with one reference, shared with two and with many. Checked once; if not (another
-    /// runtime, 32-bit), every mutation asks the runtime.
-    @usableFromInline static let inlineRefCountsWork: Bool = {
-        final class Probe {}
-        guard MemoryLayout<UInt>.size == 8 else { return false }
-        var probe = Probe()
-        func agrees(unique: Bool) -> Bool {
-            let runtime = isKnownUniquelyReferenced(&probe)
-            let inline = refCountBits(probe) >> 32 == 0
-            return runtime == unique && inline == unique
-        }
-        guard agrees(unique: true) else { return false }
-        var others: [Probe] = [probe]
-        guard agrees(unique: false) else { return false }
-        others.append(contentsOf: repeatElement(probe, count: 100_000))
-        guard agrees(unique: false) else { return false }
-        others = []
-        return agrees(unique: true)
-    }()
 
     /// A deep copy: the same entries, summaries and counts, with a private copy of every
     /// bitmap leaf (leaves are never shared between tables).
@@ -389,7 +357,7 @@ public struct DirtyMap: Hashable, Sendable {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
         // A uniquely referenced table owns its leaves: one check covers both.
-        if _fastPath(isTableUnique()) {
+        if _fastPath(isKnownUniquelyReferenced(&table)) {
             let e = table.entries + (li &<< 1)
             let raw = e[0]
             if _fastPath(raw > DirtyMap.fullBits) {
@@ -421,7 +389,7 @@ public struct DirtyMap: Hashable, Sendable {
     public mutating func clear(_ c: ChunkIndex) -> Bool {
         precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
         let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
-        if _fastPath(isTableUnique()) {
+        if _fastPath(isKnownUniquelyReferenced(&table)) {
             let e = table.entries + (li &<< 1)
             let raw = e[0]
             if _fastPath(raw > DirtyMap.fullBits) {
@@ -453,16 +421,6 @@ public struct DirtyMap: Hashable, Sendable {
     /// Frees bitmap leaf `li`, which holds no dirty chunk. The table must be uniquely referenced.
     @usableFromInline mutating func freeLeaf(_ li: Int) {
         table.store(DirtyMap.cleanBits, meta: 0, at: li)
-    }
-
-    /// Whether this map's table is uniquely referenced (so it may be written in place). The
-    /// runtime's test inline (`DirtyMapTable.refCountBits`), which saves a call per set or
-    /// clear; anything it does not call unique (or any table, if the runtime's layout did not
-    /// check out) goes to `isKnownUniquelyReferenced`.
-    @inlinable @inline(__always) mutating func isTableUnique() -> Bool {
-        let t = table
-        if _fastPath((DirtyMapTable.refCountBits(t) | t.head.pointee.inlineUniqueOff) &>> 32 == 0) { return true }
-        return isKnownUniquelyReferenced(&table)
     }
 
     /// The table, deep-copied first if shared.
