@@ -5,7 +5,7 @@
 # reports seeds-to-detection per mutant. Exits non-zero if any mutant survives or a patch no
 # longer applies.  Usage: Simulations/run-mutants.sh [SEEDS] [PROFILE] [JOBS]
 set -eu
-SEEDS=${1:-${MUTANT_SEEDS:-60}}
+SEEDS=${1:-${MUTANT_SEEDS:-300}}
 PROFILE=${2:-ci}
 JOBS=${3:-$(nproc 2>/dev/null || echo 2)}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -251,14 +251,32 @@ import RMRCore
         m.endWrite(tag: 3, ok: false)  // EIO: indeterminate
         m.beginRead(tag: 4, firstSector: 0, count: 8)
         #expect(m.endRead(tag: 4, data: racing) == nil)
+        // Linearizable: the failed write was seen, so it counts as done; the old value is gone.
         m.beginRead(tag: 5, firstSector: 0, count: 8)
-        #expect(m.endRead(tag: 5, data: old) == nil)
+        let flip = m.endRead(tag: 5, data: old)
+        #expect(flip != nil)
+        #expect(flip?.detail.contains("the legs disagree") == true)
         let newer = m.beginWrite(tag: 6, firstSector: 0, count: 8)
         m.endWrite(tag: 6, ok: true)
         m.beginRead(tag: 7, firstSector: 0, count: 8)
         #expect(m.endRead(tag: 7, data: racing) != nil)  // superseded by an acknowledged write
         m.beginRead(tag: 8, firstSector: 0, count: 8)
         #expect(m.endRead(tag: 8, data: newer) == nil)
+    }
+
+    /// A write in doubt that a read did not show never happened: later reads may not show it.
+    @Test func aWriteInDoubtThatAReadDidNotShowNeverHappened() {
+        let m = DataModel(device: "brmr0", sectors: 64)
+        let old = m.beginWrite(tag: 1, firstSector: 8, count: 8)
+        m.endWrite(tag: 1, ok: true)
+        let cut = m.beginWrite(tag: 2, firstSector: 8, count: 8)
+        m.clientCrashed()  // `cut` reached some legs, maybe
+        m.beginRead(tag: 3, firstSector: 8, count: 8)
+        #expect(m.endRead(tag: 3, data: old) == nil)
+        m.beginRead(tag: 4, firstSector: 8, count: 8)
+        #expect(m.endRead(tag: 4, data: cut) != nil)
+        m.beginRead(tag: 5, firstSector: 8, count: 8)
+        #expect(m.endRead(tag: 5, data: old) == nil)
     }
 
     @Test func tornSectorsAreCheckedOneByOne() {

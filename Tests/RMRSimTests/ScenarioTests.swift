@@ -66,7 +66,7 @@ func parseErrors(_ text: String) -> [String] {
         ("set crash-in-flight 120%", "t.scenario:1: set crash-in-flight: expected a percentage"),
         ("set crash-in-flight 50", "t.scenario:1: set crash-in-flight: expected a percentage"),
         ("set write-intent-capacity 1", "t.scenario:1: set write-intent-capacity: expected a number of chunks"),
-        ("host a storage ip 1.2.3.4\ncrash a during sync", "t.scenario:2: usage: crash HOST | crash HOST during sync within DURATION"),
+        ("host a storage ip 1.2.3.4\ncrash a during sync", "t.scenario:2: usage: crash HOST | crash HOST during sync|write within DURATION"),
         ("host a storage ip 1.2.3.4\ncrash a during sync within soon", "t.scenario:2: 'soon' is not a duration"),
     ])
     func errorsCarryFileAndLine(text: String, expected: String) {
