@@ -24,10 +24,12 @@ test: deps
 # seeds beyond that range are listed in Docs/fuzzing.md. Regression scenarios under
 # Simulations/regressions/ are replayed by FuzzRegressionTests in `swift test`.
 FUZZ_CI_SEEDS ?= 300
+FUZZ_CI_BEYOND_SEEDS ?= 100
 FUZZ_JOBS ?= 2
 fuzz-ci: deps
 	$(SWIFT) build -c release --product rmr-sim
 	.build/release/rmr-sim fuzz --profile ci --seeds $(FUZZ_CI_SEEDS) --jobs $(FUZZ_JOBS) --report --no-shrink
+	.build/release/rmr-sim fuzz --profile ci --beyond-budget --seeds $(FUZZ_CI_BEYOND_SEEDS) --jobs $(FUZZ_JOBS) --no-shrink
 
 FUZZ_SEEDS ?= 1000
 fuzz: deps
