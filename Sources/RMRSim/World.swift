@@ -68,7 +68,7 @@ enum SimEvent {
     case connectAttempt(key: Int, attempt: UInt64)
     case heartbeat(key: Int, epoch: UInt64)
     case workloadIssue(Int)
-    /// A triggered crash (`crash HOST during sync`): crash the host if it is still the same
+    /// A triggered crash (`crash HOST during sync|write`): crash the host if it is still the same
     /// incarnation.
     case crashHost(host: Int, incarnation: UInt64, CrashTrigger)
     /// The end of an armed crash's window: crash now if it has not fired.
