@@ -160,6 +160,9 @@ public final class ScenarioRunner {
             world.armCrash(h, on: trigger, within: within)
         case .restart(let h):
             sayWorld(step)
+            if world.host(h)?.alive == true {
+                return fail(step, "restart \(h): \(h) is up" + (world.hasArmedCrash(h) ? " (its armed crash has not fired yet)" : ""))
+            }
             world.restart(h)
         case .diskError(let host, let device, let count, let duration):
             sayWorld(step)

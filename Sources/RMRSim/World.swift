@@ -562,6 +562,8 @@ public final class World {
         schedule(now + within, .crashDeadline(host: h, incarnation: hosts[h].incarnation))
     }
 
+    public func hasArmedCrash(_ name: String) -> Bool { crashTriggers.contains { $0.host == hostByName[name]! } }
+
     /// True (and disarms) if `h` is armed for `trigger`.
     func takeTrigger(_ h: Int, _ trigger: CrashTrigger) -> Bool {
         guard let i = crashTriggers.firstIndex(where: { $0.host == h && $0.on == trigger }) else { return false }

@@ -331,6 +331,10 @@ public enum FuzzGenerator {
             for _ in 0..<n { candidates.append((fr.below(T), k, fr.next())) }
         }
         candidates.sort { $0.0 != $1.0 ? $0.0 < $1.0 : ($0.1.rawValue < $1.1.rawValue) }
+        // The restart after an armed crash comes this long after the crash's deadline: the
+        // rendered schedule may run the arming step late (a `heal` + 3 s before an operator step
+        // puts the rendering ahead of the plan), and a restart must find the host down.
+        let armedMargin: UInt64 = 10_000_000_000
         var busyUntil: UInt64 = 0   // operator actions / down hosts are serialized (within budget)
         var downUntil: [Int: UInt64] = [:]
         let hosts = rf + 1
@@ -392,9 +396,9 @@ public enum FuzzGenerator {
                     // Armed at `start`, the crash fires inside the host's next write, which the
                     // workload makes by `busy` (the bound leaves room for a slow start).
                     let within = busy - start + 5_000_000_000
-                    guard end + within + 5_000_000_000 < T else { break }
+                    guard end + within + armedMargin + 5_000_000_000 < T else { break }
                     events.append(FuzzEvent(time: start, group: group, action: .crashDuring(h, .write, within: within)))
-                    end += within
+                    end += within + armedMargin
                     if !beyond { busyUntil = max(busyUntil, end + 1_000_000_000) } else { downUntil[h] = end }
                 } else {
                     events.append(FuzzEvent(time: start, group: group, action: .crash(h)))
@@ -418,7 +422,7 @@ public enum FuzzGenerator {
                 if kind == .crashStorage && rf >= 2 && enabled.contains(.crashDuringSync) && r.chance(percent: 60) {
                     let within: UInt64 = 20_000_000_000
                     let down2 = (1 + r.below(10)) * 1_000_000_000
-                    let end2 = end + 1 + within + down2
+                    let end2 = end + 1 + within + armedMargin + down2
                     guard end2 + 5_000_000_000 < T else { break }
                     events.append(FuzzEvent(time: end + 1, group: group, action: .crashDuring(h, .syncWrite, within: within)))
                     events.append(FuzzEvent(time: end2, group: group, action: .restart(h)))
