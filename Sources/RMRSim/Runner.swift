@@ -18,6 +18,12 @@ public struct RunOptions {
     /// Writes the timeline SVG here at the end of the run.
     public var timelinePath: String?
     public var hashing = true
+    /// Keep the last trace records in memory for failure reports. Off by default: holding
+    /// them costs about a tenth of the run time, and a run is deterministic, so a failed run
+    /// is replayed from the start with the records kept (`run()` does this; the replay must
+    /// fail the same way, with the same trace hash, or the report says the run is
+    /// nondeterministic). On when `trace` prints every record anyway.
+    public var keepTraceTail = false
     public var adminTimeoutNanos: UInt64 = 60_000_000_000
     public var config = WorldConfig()
     public init(seed: UInt64 = 1) { self.seed = seed }
@@ -50,6 +56,7 @@ public final class ScenarioRunner {
         world = World(seed: options.seed, config: options.config)
         world.trace.hashing = options.hashing
         world.trace.printer = options.trace
+        if !options.keepTraceTail && options.trace == nil { world.trace.ringCapacity = 0 }
         if options.timelinePath != nil { world.timeline = TimelineRecorder() }
     }
 
@@ -66,6 +73,7 @@ public final class ScenarioRunner {
                 failure = (failure.map { $0 + "\n" } ?? "") + error.message
             }
         }
+        if failure != nil { replayForTraceTail() }
         var acked: UInt64 = 0
         for key in world.models.keys.sorted() { acked += world.models[key]!.writesAcked }
         return RunResult(name: scenario.name, passed: failure == nil, failure: failure, traceHash: world.trace.hashText,
@@ -82,6 +90,26 @@ public final class ScenarioRunner {
         s += "\n  at virtual time \(formatTime(world.now)); last events:"
         for l in world.trace.lastLines(30) { s += "\n    " + l }
         failure = s
+    }
+
+    /// A failed run without kept trace records: runs the scenario again from the start with
+    /// them kept and takes its failure report (the last events before the failure). Same
+    /// scenario, same seed, same run: a replay that passes, or fails with another trace hash,
+    /// is reported as nondeterminism.
+    func replayForTraceTail() {
+        guard world.trace.ringCapacity == 0, let original = failure else { return }
+        var o = options
+        o.keepTraceTail = true
+        o.transcript = nil
+        o.timelinePath = nil
+        let replay = ScenarioRunner(scenario: scenario, options: o)
+        let r = replay.run()
+        if let f = r.failure, r.traceHash == world.trace.hashText {
+            failure = f
+        } else {
+            failure = original + "\n  NONDETERMINISM: the replay with trace records kept "
+                + (r.failure == nil ? "passed" : "failed with trace hash \(r.traceHash), not \(world.trace.hashText)")
+        }
     }
 
     func say(_ text: String) { options.transcript?(text) }

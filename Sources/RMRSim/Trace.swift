@@ -228,6 +228,10 @@ public final class Trace {
 /// their UTF-8 bytes eight at a time. As a `TextSink` it also takes canonical text (cold records).
 struct TraceHasher: TextSink {
     private(set) var value: UInt64 = FNV1a64.offsetBasis
+
+    init() { strings = StringFoldCache() }
+    /// For folding one string's content (no cache of its own).
+    private init(cacheless: Void) { strings = nil }
     /// `String(describing:)` of the rarer requests (reflection is slow; they repeat).
     private var requestText: [Request: String] = [:]
 
@@ -239,7 +243,22 @@ struct TraceHasher: TextSink {
 
     mutating func put(_ v: UInt64) { mix(v) }
 
+    /// Folds of recently hashed strings (host names, addresses, pool and device names repeat
+    /// on every record), keyed by the string's 16 raw bytes. Equal raw bytes mean the same
+    /// string: a small string holds its bytes inline, a large one points at immutable storage
+    /// that the cache keeps alive (so no other string can reuse that address).
+    private let strings: StringFoldCache?
+
+    /// Folds `s` as one word: its content folded on its own (length and UTF-8 bytes), cached.
     mutating func put(_ s: String) {
+        if let w = strings!.lookup(s) { mix(w); return }
+        var content = TraceHasher(cacheless: ())
+        content.putContent(s)
+        strings!.insert(s, content.value)
+        mix(content.value)
+    }
+
+    private mutating func putContent(_ s: String) {
         let done: Void? = s.utf8.withContiguousStorageIfAvailable { buf in
             let raw = UnsafeRawBufferPointer(buf)
             mix(0x5354_5200 | UInt64(raw.count) &<< 32)
@@ -429,5 +448,42 @@ struct TraceHasher: TextSink {
             mix(0x3f)
             Canonical.effect(effect, &self)
         }
+    }
+}
+
+/// The string cache of `TraceHasher.put(_:)`: 64 direct-mapped slots of (raw bits, fold), and
+/// the strings themselves to keep their storage alive.
+final class StringFoldCache {
+    private let bits: UnsafeMutablePointer<UInt64>
+    private var kept: [String]
+    private let mask: Int
+
+    init(slots: Int = 64) {
+        mask = slots - 1
+        bits = .allocate(capacity: 3 * slots)
+        bits.initialize(repeating: 0, count: 3 * slots)
+        kept = Array(repeating: "", count: slots)
+    }
+    deinit { bits.deallocate() }
+
+    @inline(__always) private static func raw(_ s: String) -> (UInt64, UInt64) { unsafeBitCast(s, to: (UInt64, UInt64).self) }
+    @inline(__always) private func slot(_ r: (UInt64, UInt64)) -> Int {
+        Int(truncatingIfNeeded: ((r.0 ^ (r.1 &* 0x9e37_79b9_7f4a_7c15)) &* 0xff51_afd7_ed55_8ccd) >> 58) & mask
+    }
+
+    @inline(__always) func lookup(_ s: String) -> UInt64? {
+        let r = StringFoldCache.raw(s)
+        let p = bits + 3 * slot(r)
+        // The empty string's raw bits are never stored (slots start as all zero, which is not
+        // a valid String representation), so a zero slot never matches.
+        return p[0] == r.0 && p[1] == r.1 && (r.0 | r.1) != 0 ? p[2] : nil
+    }
+
+    func insert(_ s: String, _ fold: UInt64) {
+        let r = StringFoldCache.raw(s)
+        let i = slot(r)
+        kept[i] = s
+        let p = bits + 3 * i
+        p[0] = r.0; p[1] = r.1; p[2] = fold
     }
 }

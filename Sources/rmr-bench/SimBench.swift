@@ -82,12 +82,12 @@ func runSimBench(_ args: [String]) {
     var seconds: UInt64 = 2
     if let i = args.firstIndex(of: "--seconds"), i + 1 < args.count, let s = UInt64(args[i + 1]) { seconds = s }
     if let i = args.firstIndex(of: "--divide"), i + 1 < args.count, let d = UInt64(args[i + 1]), d > 0 { virtualDivisor = d }
-    // --only a|b|a0 (a0: only trace hash and verify on) for profiling one part.
+    // --only a|b|a0|a2 (a0: only trace hash and verify on; a2: only both off) for profiling one part.
     var only = ""
     if let i = args.firstIndex(of: "--only"), i + 1 < args.count { only = args[i + 1] }
     print("rmr-bench sim: one core, release build recommended (swift build -c release)")
 
-    let cases: [(Bool, Bool)] = only == "b" ? [] : only == "a0" ? [(true, true)] : [(true, true), (false, true), (false, false)]
+    let cases: [(Bool, Bool)] = only == "b" ? [] : only == "a0" ? [(true, true)] : only == "a2" ? [(false, false)] : only == "a1" ? [(false, true)] : [(true, true), (false, true), (false, false)]
     for (hashing, verify) in cases {
         guard let (events, wall, ios, cpu) = eventsPerSecond(virtualSeconds: seconds, hashing: hashing, verify: verify) else {
             print("(a) could not bring up the demo cluster")

@@ -28,6 +28,38 @@ import RMRCore
         #expect(got == Array(0..<100))
     }
 
+    /// Pushes mostly at the instant of the last pop (the same-instant lane), some later, some
+    /// earlier: every pop is still the minimum (time, sequence) of what is pending.
+    @Test func sameInstantLaneKeepsTheHeapOrder() {
+        var q = EventQueue<UInt64>()
+        var naive: [(UInt64, UInt64)] = []
+        var r = WorldRandom(seed: 11)
+        var now: UInt64 = 0
+        var pops = 0
+        for round in 0..<5000 {
+            let pick = r.below(10)
+            let t = pick < 6 ? now : pick < 9 ? now + r.below(20) : now - min(now, r.below(3))
+            let seq = q.push(at: t, UInt64(round))
+            naive.append((t, seq))
+            if r.below(2) == 0, let e = q.pop() {
+                let m = naive.enumerated().min { ($0.1.0, $0.1.1) < ($1.1.0, $1.1.1) }!
+                #expect(e.time == m.1.0 && e.seq == m.1.1)
+                #expect(e.payload == m.1.1, "payload follows its sequence number")
+                naive.remove(at: m.0)
+                now = e.time
+                pops += 1
+            }
+            #expect(q.count == naive.count)
+            #expect(q.earliestTime == naive.map(\.0).min())
+        }
+        while let e = q.pop() {
+            let m = naive.enumerated().min { ($0.1.0, $0.1.1) < ($1.1.0, $1.1.1) }!
+            #expect(e.time == m.1.0 && e.seq == m.1.1)
+            naive.remove(at: m.0)
+        }
+        #expect(naive.isEmpty && q.isEmpty && pops > 1000)
+    }
+
     @Test func interleavedPushPopMatchesSortedOrder() {
         var q = EventQueue<UInt64>()
         var r = WorldRandom(seed: 9)

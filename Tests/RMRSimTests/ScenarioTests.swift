@@ -194,6 +194,31 @@ func parseErrors(_ text: String) -> [String] {
         return ScenarioRunner(scenario: s, options: RunOptions(seed: seed)).run()
     }
 
+    /// Runs keep no trace records; a failed run is replayed with them, so its report still
+    /// ends with the last events before the failure (and the replay must agree on the hash).
+    @Test func failedRunReportsTheLastEventsFromItsReplay() throws {
+        let text = """
+        host pserver client ip 192.168.122.10
+        host stg-rmr0 storage ip 192.168.122.80
+        disk stg-rmr0 /dev/sda sectors 409600
+        stg-rmr0$ echo 'poolname=ionos_pool member_id=42' > /sys/class/rmr-server/ctl/join_pool
+        stg-rmr0$ cat /sys/class/rmr-server/pools/ionos_pool/state
+          normal
+        """
+        guard case .success(let s) = Scenario.parse(text: text, file: "t.scenario") else {
+            Issue.record("does not parse")
+            return
+        }
+        let runner = ScenarioRunner(scenario: s, options: RunOptions(seed: 1))
+        #expect(runner.world.trace.ringCapacity == 0, "runs keep no records by default")
+        let r = runner.run()
+        let failure = try #require(r.failure)
+        #expect(!r.passed)
+        #expect(!failure.contains("NONDETERMINISM"), "\(failure)")
+        let tail = try #require(failure.split(separator: "last events:").last)
+        #expect(tail.contains("stg-rmr0 <- admin"), "the replay's last events name the admin input: \(failure)")
+    }
+
     @Test func sameSeedSameTraceHash() throws {
         let a = try #require(run(seed: 7)), b = try #require(run(seed: 7))
         #expect(a.traceHash == b.traceHash)

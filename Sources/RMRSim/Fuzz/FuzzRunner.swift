@@ -83,7 +83,24 @@ public final class FuzzRunner {
         self.name = name
     }
 
+    /// Keep the last trace records from the start (see `RunOptions.keepTraceTail`); without
+    /// them a failed run is replayed with them kept, for its report.
+    public var keepTraceTail = false
+
     public func run() -> FuzzRunResult {
+        let keep = keepTraceTail || tracePrinter != nil
+        let first = runOnce(keepTraceTail: keep)
+        guard !first.passed, !keep, first.checker != "parse" else { return first }
+        // Same text, same run: the replay fails the same way, now with the last events.
+        let replay = runOnce(keepTraceTail: true)
+        if !replay.passed && replay.traceHash == first.traceHash && replay.checker == first.checker { return replay }
+        var r = first
+        r.failure += "\n  NONDETERMINISM: the replay with trace records kept "
+            + (replay.passed ? "passed" : "failed (\(replay.checker)) with trace hash \(replay.traceHash), not \(first.traceHash)")
+        return r
+    }
+
+    func runOnce(keepTraceTail: Bool) -> FuzzRunResult {
         let header = FuzzHeader.parse(text) ?? FuzzHeader()
         let scenario: Scenario
         switch Scenario.parse(text: text, file: name) {
@@ -95,6 +112,7 @@ public final class FuzzRunner {
         var options = RunOptions(seed: header.worldSeed)
         options.config.nodeOptions = NodeOptions(verify: true, queueDepth: header.queueDepth, serverChunkBytes: header.chunkBytes)
         options.trace = tracePrinter
+        options.keepTraceTail = keepTraceTail
         let runner = ScenarioRunner(scenario: scenario, options: options)
         let world = runner.world
         // Rejections that are expected under faults (a race the core reports, not a bug).
