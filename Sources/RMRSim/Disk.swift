@@ -49,7 +49,7 @@ public final class SimDisk {
     public var metadataPrefixLandsAtCrash = false
 
     private var pages = PageTable()
-    private var pendingWrites: [(id: UInt64, offset: UInt64, data: [UInt8])] = []
+    private var pendingWrites = PendingList<(offset: UInt64, data: [UInt8])>()
     private var pendingMetadata: [(id: UInt64, op: MetadataOperation)] = []
 
     public init(name: String, sizeSectors: UInt64) {
@@ -146,21 +146,20 @@ public final class SimDisk {
     // MARK: - Pending operations
 
     public func beginWrite(id: UInt64, offset: UInt64, data: [UInt8]) {
-        pendingWrites.append((id, offset, data))
+        pendingWrites.append(id, (offset, data))
     }
 
     /// Makes a pending write durable. False if the write is unknown (lost in a crash).
     @discardableResult
     public func completeWrite(id: UInt64) -> Bool {
-        guard let i = pendingWrites.firstIndex(where: { $0.id == id }) else { return false }
-        let w = pendingWrites.remove(at: i)
+        guard let w = pendingWrites.remove(id) else { return false }
         write(offset: w.offset, data: w.data)
         return true
     }
 
     /// Forgets a pending write that failed (nothing lands).
     public func dropWrite(id: UInt64) {
-        if let i = pendingWrites.firstIndex(where: { $0.id == id }) { pendingWrites.remove(at: i) }
+        _ = pendingWrites.remove(id)
     }
 
     public var pendingWriteCount: Int { pendingWrites.count }
@@ -207,7 +206,7 @@ public final class SimDisk {
             for id in pendingMetadata.prefix(landed).map(\.id) { completeMetadata(id: id) }
             report.lostMetadataOperations = pendingMetadata.count
         }
-        for w in pendingWrites {
+        for w in pendingWrites.inOrder {
             let sectors = UInt64(w.data.count) / Limits.sectorBytes
             let landed = random.inRange(0, sectors)
             if landed > 0 {
@@ -274,5 +273,56 @@ struct PageTable {
             for (i, p) in leaf.enumerated() where p != nil { out.append(UInt64(l) << PageTable.leafShift | UInt64(i)) }
         }
         return out
+    }
+}
+
+/// Operations in flight, in issue order, removed by id in any order: a removed entry leaves a
+/// hole (no shifting of the entries behind it), the holes at the front are skipped at once
+/// and dropped when they are half the list, like holes behind an entry that stays pending. Completions come back roughly in issue order, so
+/// the search from the front is short.
+struct PendingList<Value> {
+    private var entries: [(id: UInt64, value: Value?)] = []
+    private var head = 0
+    private(set) var count = 0
+
+    mutating func append(_ id: UInt64, _ value: Value) {
+        entries.append((id, value))
+        count += 1
+    }
+
+    /// Removes and returns the entry `id`, nil if there is none.
+    mutating func remove(_ id: UInt64) -> Value? {
+        var i = head
+        while i < entries.count {
+            if entries[i].id == id, entries[i].value != nil { break }
+            i += 1
+        }
+        guard i < entries.count else { return nil }
+        let v = entries[i].value.take()
+        count -= 1
+        if count == 0 {
+            entries.removeAll(keepingCapacity: true)
+            head = 0
+            return v
+        }
+        while head < entries.count && entries[head].value == nil { head += 1 }
+        if entries.count - head > 2 * count + 64 {
+            // Holes behind a long-pending entry: keep the live entries, in order.
+            entries = entries[head...].filter { $0.value != nil }
+            head = 0
+        } else if head > 64 && head * 2 > entries.count {
+            entries.removeFirst(head)
+            head = 0
+        }
+        return v
+    }
+
+    /// The entries still pending, in issue order.
+    var inOrder: [Value] { entries[head...].compactMap(\.value) }
+
+    mutating func removeAll() {
+        entries.removeAll()
+        head = 0
+        count = 0
     }
 }

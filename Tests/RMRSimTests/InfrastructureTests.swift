@@ -345,3 +345,31 @@ import RMRCore
         #expect(!globMatch("a*c", "abbbd"))
     }
 }
+
+@Suite struct PendingListTests {
+    /// Against an array model: removal by id in random order, the survivors in issue order,
+    /// through the front skips and both compactions (one entry stays pending throughout).
+    @Test func removalsKeepIssueOrder() {
+        var list = PendingList<UInt64>()
+        var model: [UInt64] = []
+        var r = WorldRandom(seed: 5)
+        var next: UInt64 = 0
+        list.append(next, next * 10); model.append(next); next += 1  // pending to the end
+        for _ in 0..<20_000 {
+            if r.below(2) == 0 || model.count < 2 {
+                list.append(next, next * 10); model.append(next); next += 1
+            } else {
+                // Mostly near the front (completions come back roughly in order), never entry 0.
+                let i = 1 + Int(r.below(UInt64(min(model.count - 1, r.below(4) == 0 ? model.count - 1 : 4))))
+                let id = model.remove(at: i)
+                #expect(list.remove(id) == id * 10)
+                #expect(list.remove(id) == nil, "removed twice")
+            }
+            #expect(list.count == model.count)
+        }
+        #expect(list.inOrder == model.map { $0 * 10 })
+        #expect(list.remove(next + 1) == nil)
+        list.removeAll()
+        #expect(list.count == 0 && list.inOrder.isEmpty)
+    }
+}
