@@ -140,6 +140,9 @@ public final class Trace {
         if let printer = st.pointee.printer { printer(Trace.render(Record(time: time, host: host, item: .input(i)))[0]) }
     }
 
+    /// Whether `applied` keeps anything (runs keep no records unless asked to: `RunOptions`).
+    var keepsRecords: Bool { st.pointee.ringCapacity > 0 }
+
     func applied(_ time: UInt64, _ host: String, _ i: consuming Input, _ effects: [Effect]) {
         ring(Record(time: time, host: host, item: .applied(i, effects)))
     }

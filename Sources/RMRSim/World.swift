@@ -196,7 +196,7 @@ public final class World {
         guard failure == nil, let t = queue.earliestTime, t <= limit else { return false }
         let (time, _, event) = queue.pop()!
         now = time
-        handle(event)
+        handle(consume event)
         if let tl = timeline { tl.maybeSample(self) }
         return true
     }
@@ -214,8 +214,8 @@ public final class World {
         return false
     }
 
-    func handle(_ event: SimEvent) {
-        switch event {
+    func handle(_ event: consuming SimEvent) {
+        switch consume event {
         case .input(let h, let inc, let input):
             guard hosts[h].alive, hosts[h].incarnation == inc else { return }
             apply(h, input)
@@ -321,7 +321,7 @@ public final class World {
         // whole Node (performing effects never changes the node, so reading it first is the same).
         let (effects, deadline) = World.applyInPlace(&host.node!, input, now)
         coreEvents &+= 1
-        trace.applied(now, host.name, consume input, effects)
+        if trace.keepsRecords { trace.applied(now, host.name, consume input, effects) }
         // Through the buffer: `effects[i]` would copy each effect.
         let hostDied = effects.withUnsafeBufferPointer { list -> Bool in
             for i in list.indices {
