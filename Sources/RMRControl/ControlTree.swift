@@ -33,12 +33,27 @@ public enum ControlTree {
     /// Fails with ENOENT for an unknown path or a pool, session, store or device the node does
     /// not have, and EPERM for a write-only attribute.
     public static func read(path: String, node: Node) -> Result<String, RMRError> {
-        do throws(RMRError) {
-            guard let target = AttributePath.resolve(path) else { throw AttributePath.unknownPathError(path) }
-            guard target.attribute.access.isReadable else { throw writeOnlyError(target) }
-            return .success(try render(target, node: node))
-        } catch {
-            return .failure(error)
+        reader(path: path)(node)
+    }
+
+    /// `read(path:node:)` with the path resolved once, for a caller that reads the same file
+    /// again and again (a scenario's `wait until ... cat ...` polls it every virtual
+    /// millisecond). The same answers, errors included.
+    public static func reader(path: String) -> (Node) -> Result<String, RMRError> {
+        guard let target = AttributePath.resolve(path) else {
+            let e = AttributePath.unknownPathError(path)
+            return { _ in .failure(e) }
+        }
+        guard target.attribute.access.isReadable else {
+            let e = writeOnlyError(target)
+            return { _ in .failure(e) }
+        }
+        return { node in
+            do throws(RMRError) {
+                return .success(try render(target, node: node))
+            } catch {
+                return .failure(error)
+            }
         }
     }
 }

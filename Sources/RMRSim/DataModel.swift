@@ -51,13 +51,25 @@ public enum SectorPattern {
         let version = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: base + 8, as: UInt64.self))
         let check = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: base + 16, as: UInt64.self))
         if lba == 0 && version == 0 && check == 0 {
-            for i in 0..<512 where data[base + i] != 0 { return nil }
-            return (0, 0)
+            return filled(data, base + 24, base + 512, with: 0) ? (0, 0) : nil
         }
         guard check == magic ^ version ^ lba else { return nil }
-        let fill = UInt8(truncatingIfNeeded: version)
-        for i in 24..<512 where data[base + i] != fill { return nil }
-        return (lba, version)
+        return filled(data, base + 24, base + 512, with: UInt8(truncatingIfNeeded: version)) ? (lba, version) : nil
+    }
+
+    /// Whether bytes [from, to) all hold `fill`, compared a word at a time (`to - from` is a
+    /// multiple of 8).
+    @inline(__always)
+    static func filled(_ data: UnsafeRawBufferPointer, _ from: Int, _ to: Int, with fill: UInt8) -> Bool {
+        precondition(from >= 0 && to <= data.count && (to - from) & 7 == 0, "sector outside the buffer")
+        let word = UInt64(fill) &* 0x0101_0101_0101_0101
+        var diff: UInt64 = 0
+        var i = from
+        while i < to {
+            diff |= data.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ word
+            i += 8
+        }
+        return diff == 0
     }
 }
 

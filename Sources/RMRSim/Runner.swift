@@ -211,9 +211,10 @@ public final class ScenarioRunner {
         case .waitRead(let host, let path, let cmp, let value, let within):
             sayWorld(step)
             var last = ""
+            let read = ControlTree.reader(path: path)
             let check: () -> Bool = { [world] in
                 guard let node = world.host(host)!.node else { last = "(host is down)"; return false }
-                switch ControlTree.read(path: path, node: node) {
+                switch read(node) {
                 case .success(let text): last = ScenarioRunner.lines(text).joined(separator: " ")
                 case .failure(let e): last = "error \(e.code): \(e.message)"
                 }

@@ -256,6 +256,20 @@ import RMRCore
         zeros.withUnsafeBytes { #expect(SectorPattern.decode($0, at: 0)?.version == 0) }
     }
 
+    /// One changed byte anywhere in a sector (a torn or corrupted sector) makes it
+    /// unrecognisable, for a written sector and for a sector of zeros.
+    @Test func anyChangedByteMakesASectorUnrecognisable() {
+        let written = SectorPattern.make(lba: 3, sectors: 1, version: 77)
+        let zeros = [UInt8](repeating: 0, count: 512)
+        for sector in [written, zeros] {
+            for i in 0..<512 {
+                var bad = sector
+                bad[i] ^= 0x40
+                bad.withUnsafeBytes { #expect(SectorPattern.decode($0, at: 0) == nil, "byte \(i) changed") }
+            }
+        }
+    }
+
     @Test func readMustReturnLastAcknowledgedWrite() {
         let m = DataModel(device: "brmr0", sectors: 64)
         let v1 = m.beginWrite(tag: 1, firstSector: 8, count: 8)
