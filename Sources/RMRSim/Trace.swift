@@ -286,6 +286,17 @@ struct TraceHasher: TextSink {
     /// Length, then words 0, 1, 2 (block, version, check of a workload sector) and the last word
     /// of every 512-byte sector; a short tail folds its bytes.
     mutating func data(_ d: [UInt8]) {
+        if d.count < 512 { return dataContent(d) }
+        // A payload is folded once and then found by its buffer: the same IO's data passes
+        // through several records (block IO, sends, store writes, completions).
+        if let w = strings!.lookup(d) { mix(w); return }
+        var content = TraceHasher(cacheless: ())
+        content.dataContent(d)
+        strings!.insert(d, content.value)
+        mix(content.value)
+    }
+
+    private mutating func dataContent(_ d: [UInt8]) {
         mix(0x4441_5441 | UInt64(d.count) &<< 32)
         d.withUnsafeBytes { raw in
             var i = 0
@@ -454,39 +465,49 @@ struct TraceHasher: TextSink {
     }
 }
 
-/// The string cache of `TraceHasher.put(_:)`: 64 direct-mapped slots of (raw bits, fold), and
-/// the strings themselves to keep their storage alive.
+/// The cache of `TraceHasher.put(_:)` and `data(_:)`: 64 direct-mapped slots of (raw bits,
+/// fold) for strings and as many for data buffers, and the values themselves, which keeps
+/// their storage alive. Equal raw bits mean equal content: a small string holds its bytes
+/// inline; a large string's storage is immutable; a buffer held here is shared, so writing to
+/// the array it came from copies it to new storage first.
 final class StringFoldCache {
     private let bits: UnsafeMutablePointer<UInt64>
-    private var kept: [String]
-    private let mask: Int
+    private var keptStrings: [String]
+    private var keptData: [[UInt8]]
+    private static let slots = 64
 
-    init(slots: Int = 64) {
-        mask = slots - 1
-        bits = .allocate(capacity: 3 * slots)
-        bits.initialize(repeating: 0, count: 3 * slots)
-        kept = Array(repeating: "", count: slots)
+    init() {
+        bits = .allocate(capacity: 6 * StringFoldCache.slots)
+        bits.initialize(repeating: 0, count: 6 * StringFoldCache.slots)
+        keptStrings = Array(repeating: "", count: StringFoldCache.slots)
+        keptData = Array(repeating: [], count: StringFoldCache.slots)
     }
     deinit { bits.deallocate() }
 
     @inline(__always) private static func raw(_ s: String) -> (UInt64, UInt64) { unsafeBitCast(s, to: (UInt64, UInt64).self) }
-    @inline(__always) private func slot(_ r: (UInt64, UInt64)) -> Int {
-        Int(truncatingIfNeeded: ((r.0 ^ (r.1 &* 0x9e37_79b9_7f4a_7c15)) &* 0xff51_afd7_ed55_8ccd) >> 58) & mask
+    @inline(__always) private static func raw(_ d: [UInt8]) -> (UInt64, UInt64) {
+        (UInt64(UInt(bitPattern: d.withUnsafeBufferPointer { $0.baseAddress })), UInt64(d.count))
+    }
+    /// Slot of raw bits; strings in the first 64 slots, data in the next 64.
+    @inline(__always) private static func slot(_ r: (UInt64, UInt64), data: Bool) -> Int {
+        Int(truncatingIfNeeded: ((r.0 ^ (r.1 &* 0x9e37_79b9_7f4a_7c15)) &* 0xff51_afd7_ed55_8ccd) >> 58) + (data ? slots : 0)
     }
 
-    @inline(__always) func lookup(_ s: String) -> UInt64? {
-        let r = StringFoldCache.raw(s)
-        let p = bits + 3 * slot(r)
-        // The empty string's raw bits are never stored (slots start as all zero, which is not
-        // a valid String representation), so a zero slot never matches.
-        return p[0] == r.0 && p[1] == r.1 && (r.0 | r.1) != 0 ? p[2] : nil
+    // All-zero slots never match: no String is all zero bits, and a buffer of 512 bytes or
+    // more has a base address.
+    @inline(__always) private func find(_ r: (UInt64, UInt64), data: Bool) -> UInt64? {
+        let p = bits + 3 * StringFoldCache.slot(r, data: data)
+        return p[0] == r.0 && p[1] == r.1 ? p[2] : nil
     }
-
-    func insert(_ s: String, _ fold: UInt64) {
-        let r = StringFoldCache.raw(s)
-        let i = slot(r)
-        kept[i] = s
+    private func store(_ r: (UInt64, UInt64), data: Bool, _ fold: UInt64) -> Int {
+        let i = StringFoldCache.slot(r, data: data)
         let p = bits + 3 * i
         p[0] = r.0; p[1] = r.1; p[2] = fold
+        return i
     }
+
+    @inline(__always) func lookup(_ s: String) -> UInt64? { find(StringFoldCache.raw(s), data: false) }
+    func insert(_ s: String, _ fold: UInt64) { keptStrings[store(StringFoldCache.raw(s), data: false, fold)] = s }
+    @inline(__always) func lookup(_ d: [UInt8]) -> UInt64? { find(StringFoldCache.raw(d), data: true) }
+    func insert(_ d: [UInt8], _ fold: UInt64) { keptData[store(StringFoldCache.raw(d), data: true, fold) - StringFoldCache.slots] = d }
 }
