@@ -1,13 +1,16 @@
 import RMRCore
 
 // Every input, effect and world happening, with its virtual time. Each record is folded into
-// the trace hash; the last records are kept for failure reports; with a printer attached
+// the trace hash; the last records are kept when asked (a failed run is replayed with them
+// kept, for its report: `RunOptions.keepTraceTail`); with a printer attached
 // (`rmr-sim run --trace`) every record is printed.
 //
 // The hash is computed over a compact binary form of each record, a 64-bit word at a time
 // (`TraceHasher`): the hot inputs and effects (block IO, IO messages, store completions, sends,
 // timers) are folded field by field; rarer ones fold their canonical text, word-wise. Data
-// payloads fold their length and, per 512-byte sector, its first three words and its last.
+// payloads fold their length and, per 512-byte sector, its first three words and its last
+// (once per buffer: a payload seen again folds its cached value). A message's content is
+// folded when it is sent; its delivery folds its request id and sender.
 // Same file and seed, same hash; no text is built on the hot path.
 
 public final class Trace {
@@ -406,7 +409,13 @@ struct TraceHasher: TextSink {
     mutating func input(_ input: Input) {
         switch input {
         case .received(let m, let from):
-            mix(0x20); message(m); put(from)
+            // The content was folded when it was sent (`Effect.send`); a delivery folds which
+            // message arrived when: its request id, direction and sender.
+            switch m {
+            case .request(let id, _, _): mix(0x20); mix(id.raw)
+            case .response(let id, _, _): mix(0x27); mix(id.raw)
+            }
+            put(from)
         case .storeCompleted(let tag, let result):
             mix(0x21); mix(tag.raw)
             switch result {
