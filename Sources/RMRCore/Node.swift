@@ -207,6 +207,16 @@ public struct Node: Sendable {
         return effects
     }
 
+    /// `apply(_:at:)` with the effects written into the caller's buffer `out` (emptied first,
+    /// its capacity kept). The buffer is the caller's alone afterwards, so a driver that keeps
+    /// one buffer allocates nothing per input and may move the effects out of it.
+    public mutating func apply(_ input: Input, at time: Instant, into out: inout [Effect]) {
+        out.removeAll(keepingCapacity: true)
+        swap(&effects, &out)
+        _ = apply(input, at: time)
+        swap(&effects, &out)
+    }
+
     public var nextDeadline: Instant? {
         var best: Instant?
         func consider(_ t: Instant?) {

@@ -17,9 +17,6 @@ public final class Trace {
     enum Item {
         case input(Input)
         case effect(Effect)
-        /// One effect of a node's effect list, kept by reference to the list (one retain
-        /// instead of a copy of the effect).
-        case effectAt([Effect], Int)
         /// A node step: the input and the effects it returned (moved in, not copied).
         case applied(Input, [Effect])
         case note(String)
@@ -121,14 +118,8 @@ public final class Trace {
         keep(Record(time: time, host: host, item: .effect(e)))
     }
 
-    /// `list[index]`, an effect of the list a node returned.
-    func effect(_ time: UInt64, _ host: String, _ list: [Effect], _ index: Int) {
-        hashEffect(time, host, list[index])
-        keep(Record(time: time, host: host, item: .effectAt(list, index)))
-    }
-
     // The driver's hot path: `applyingInput` before `Node.apply` (hash, print), `applied` after
-    // it (one ring entry holding the input and the effect list, both moved in), then
+    // it (one ring entry holding the input and the effect list, when records are kept), then
     // `performingEffect` before each effect is carried out (hash, print). World notes made while
     // the effects are performed land in the ring after the whole step.
 
@@ -150,10 +141,10 @@ public final class Trace {
         ring(Record(time: time, host: host, item: .applied(i, effects)))
     }
 
-    func performingEffect(_ time: UInt64, _ host: String, _ list: [Effect], _ index: Int) {
-        hashEffect(time, host, list[index])
+    func performingEffect(_ time: UInt64, _ host: String, _ effect: borrowing Effect) {
+        hashEffect(time, host, effect)
         st.pointee.records &+= 1
-        if let printer = st.pointee.printer { printer(Trace.render(Record(time: time, host: host, item: .effectAt(list, index)))[0]) }
+        if let printer = st.pointee.printer { printer(Trace.render(Record(time: time, host: host, item: .effect(copy effect)))[0]) }
     }
 
     @inline(__always)
@@ -206,7 +197,6 @@ public final class Trace {
         switch r.item {
         case .input(let i): s += "<- "; Canonical.input(i, &s)
         case .effect(let e): s += "-> "; Canonical.effect(e, &s)
-        case .effectAt(let list, let i): s += "-> "; Canonical.effect(list[i], &s)
         case .note(let t): s += "** " + t
         case .applied(let i, let effects):
             s += "<- "; Canonical.input(i, &s)

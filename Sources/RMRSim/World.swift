@@ -123,6 +123,8 @@ public final class World {
     var nextBlockTag: UInt64 = 1
     public internal(set) var workloads: [Workload] = []
     var blockTags: [UInt64: (workload: Int, isWrite: Bool)] = [:]
+    /// The effect list `apply` hands to each node, reused from input to input.
+    var effectBuffer: [Effect] = []
     public internal(set) var models: [String: DataModel] = [:]
     /// Number of `Node.apply` calls.
     public private(set) var coreEvents: UInt64 = 0
@@ -317,20 +319,27 @@ public final class World {
     func apply(_ h: Int, _ input: consuming Input) {
         let host = hosts[h]
         trace.applyingInput(now, host.name, input)
-        // One in-place access: reading `nextDeadline` through `host.node!` would copy the
-        // whole Node (performing effects never changes the node, so reading it first is the same).
-        let (effects, deadline) = World.applyInPlace(&host.node!, input, now)
+        // The node writes into the world's effect buffer (taken, so a nested apply would find
+        // it empty), and each effect is moved out of it to be performed: no copy per effect.
+        var effects = effectBuffer
+        effectBuffer = []
+        let deadline = World.applyInPlace(&host.node!, input, now, &effects)
         coreEvents &+= 1
         if trace.keepsRecords { trace.applied(now, host.name, consume input, effects) }
-        // Through the buffer: `effects[i]` would copy each effect.
-        let hostDied = effects.withUnsafeBufferPointer { list -> Bool in
-            for i in list.indices {
-                trace.performingEffect(now, host.name, effects, i)
-                perform(list[i], from: h)
+        // (If the trace kept the list, the first write below copies the buffer: the kept
+        // records stay as they were.)
+        let hostDied = effects.withUnsafeMutableBufferPointer { list -> Bool in
+            for i in 0..<list.count {
+                let effect = (list.baseAddress! + i).move()
+                (list.baseAddress! + i).initialize(to: World.movedOut)
+                trace.performingEffect(now, host.name, effect)
+                perform(effect, from: h)
                 if !host.alive { return true }
             }
             return false
         }
+        effects.removeAll(keepingCapacity: true)
+        effectBuffer = effects
         if hostDied { return }
         if let d = deadline {
             let t = max(d.nanos, now)
@@ -341,10 +350,15 @@ public final class World {
         }
     }
 
+    /// What a performed effect leaves in the buffer (a case with nothing to release).
+    static let movedOut = Effect.ignored(.staleTimer)
+
+    /// One in-place access: reading `nextDeadline` through `host.node!` would copy the whole
+    /// Node (performing effects never changes the node, so reading it first is the same).
     @inline(__always)
-    static func applyInPlace(_ node: inout Node, _ input: Input, _ now: UInt64) -> ([Effect], Instant?) {
-        let effects = node.apply(input, at: Instant(nanos: now))
-        return (effects, node.nextDeadline)
+    static func applyInPlace(_ node: inout Node, _ input: Input, _ now: UInt64, _ effects: inout [Effect]) -> Instant? {
+        node.apply(input, at: Instant(nanos: now), into: &effects)
+        return node.nextDeadline
     }
 
     func fail(_ message: String) {

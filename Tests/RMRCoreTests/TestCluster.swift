@@ -2,6 +2,7 @@
 // FIFO links with a fixed latency, in-memory disks whose writes complete after a fixed latency,
 // persists applied to a DurablePoolState in issue order, timers, link cut/restore, crashes.
 // It has no protocol logic: it only performs the effects the nodes return.
+import Testing
 @testable import RMRCore
 
 struct TestDisk {
@@ -75,6 +76,9 @@ final class TestCluster {
     /// Directed drops "from>to": messages silently lost while the link stays up.
     var dropping: Set<String> = []
     var syncQueueDepth = 32
+    /// Inputs applied so far, and the effect buffer of `Node.apply(_:at:into:)`.
+    var applied = 0
+    var buffer: [Effect] = []
 
     func addHost(_ name: String, _ address: HostAddress, disks: [String: UInt64] = [:], queueDepth: Int = 16) {
         var h = TestHost(name: name, address: address,
@@ -98,7 +102,23 @@ final class TestCluster {
     /// Applies an input to a host now and performs the effects.
     func apply(_ host: Int, _ input: Input) {
         guard hosts[host].alive else { return }
-        let effects = hosts[host].node.apply(input, at: now)
+        applied += 1
+        let effects: [Effect]
+        if applied % 2 == 0 {
+            // Every other input goes through the buffer-filling entry point (the simulator's),
+            // every eighth also through the returning one on a twin of the node: the same
+            // effects, the same node afterwards.
+            var twin: Node? = applied % 8 == 0 ? hosts[host].node : nil
+            hosts[host].node.apply(input, at: now, into: &buffer)
+            effects = buffer
+            if twin != nil {
+                let returned = twin!.apply(input, at: now)
+                #expect(returned == effects, "apply(into:) and apply(_:at:) differ on \(input.kindName)")
+                #expect(twin!.nextDeadline == hosts[host].node.nextDeadline)
+            }
+        } else {
+            effects = hosts[host].node.apply(input, at: now)
+        }
         for e in effects { perform(e, from: host) }
         if let d = hosts[host].node.nextDeadline, timers[hosts[host].address] != d {
             timers[hosts[host].address] = d
