@@ -113,11 +113,14 @@ public final class SimDisk {
         return true
     }
 
+    /// The page a never-written page reads as (shared: arrays copy on write).
+    static let zeroPage = [UInt8](repeating: 0, count: Int(pageBytes))
+
     /// Reads the data region; never-written bytes are zeros.
     public func read(offset: UInt64, length: UInt64) -> [UInt8] {
         let pb = SimDisk.pageBytes
         if offset % pb == 0 && length == pb {
-            return pages[offset / pb] ?? [UInt8](repeating: 0, count: Int(pb))
+            return pages[offset / pb] ?? SimDisk.zeroPage
         }
         return [UInt8](unsafeUninitializedCapacity: Int(length)) { out, initialized in
             let dst = UnsafeMutableRawBufferPointer(out)
