@@ -22,21 +22,29 @@ extension Node {
         }
         guard blocks[request.tag] == nil else { return emit(.completeBlockIO(request.tag, .failed(.EEXIST))) }
         let geometry = clientPools[p].geometry
-        var pieces: [QueuedIO] = []
+        // One piece per chunk, queued in order.
+        var pieces = 0
         var offset = request.offsetBytes
         let end = request.offsetBytes + request.lengthBytes
         while offset < end {
             let chunkEnd = geometry.firstByte(of: geometry.chunk(ofByte: offset)) + geometry.chunkBytes
             let pieceEnd = min(end, chunkEnd)
             let inRequest = offset - request.offsetBytes
-            let data = request.op == .write ? Array(request.data[Int(inRequest)..<Int(pieceEnd - request.offsetBytes)]) : []
-            pieces.append(QueuedIO(owner: .block(request.tag, offsetInRequest: inRequest), op: request.op,
-                                   offsetBytes: offset, lengthBytes: pieceEnd - offset, data: data))
+            let data: [UInt8]
+            if request.op != .write {
+                data = []
+            } else if offset == request.offsetBytes && pieceEnd == end {
+                data = request.data  // The whole request in one piece: share the buffer, no copy.
+            } else {
+                data = Array(request.data[Int(inRequest)..<Int(pieceEnd - request.offsetBytes)])
+            }
+            clientPools[p].queued.append(QueuedIO(owner: .block(request.tag, offsetInRequest: inRequest), op: request.op,
+                                                  offsetBytes: offset, lengthBytes: pieceEnd - offset, data: data))
+            pieces += 1
             offset = pieceEnd
         }
-        blocks[request.tag] = BlockParent(remaining: pieces.count, error: nil, op: request.op,
+        blocks[request.tag] = BlockParent(remaining: pieces, error: nil, op: request.op,
                                           data: request.op == .read ? Array(repeating: 0, count: Int(request.lengthBytes)) : [])
-        clientPools[p].queued.append(contentsOf: pieces)
         pumpClientPool(p)
     }
 
@@ -45,17 +53,15 @@ extension Node {
         while !clientPools[p].frozen, !clientPools[p].queued.isEmpty, let slot = clientPools[p].freeSlots.popLast() {
             let q = clientPools[p].queued.removeFirst()
             let id = nextSerial()
-            var unit = IOUnit(id: id, owner: q.owner, op: q.op, offsetBytes: q.offsetBytes, lengthBytes: q.lengthBytes,
-                              data: q.data, chunk: clientPools[p].geometry.chunk(ofByte: q.offsetBytes))
-            unit.slot = slot
+            let chunk = clientPools[p].geometry.chunk(ofByte: q.offsetBytes)
             switch q.op {
             case .write:
-                startWrite(p, unit)
+                startWrite(p, IOUnit(id: id, q, chunk: chunk, slot: slot))
             case .read:
-                clientPools[p].units[id] = unit
+                clientPools[p].units[id] = IOUnit(id: id, q, chunk: chunk, slot: slot)
                 sendRead(p, id)
             case .flush:
-                clientPools[p].units[id] = unit
+                clientPools[p].units[id] = IOUnit(id: id, q, chunk: chunk, slot: slot)
                 finishUnit(p, id, .ok(data: []))
             }
         }
@@ -78,7 +84,7 @@ extension Node {
         unit.waitingOn = targets
         unit.piggybacked = piggyback
         let (offsetBytes, lengthBytes, data, slot) = (unit.offsetBytes, unit.lengthBytes, unit.data, unit.slot)
-        clientPools[p].units[id] = unit
+        clientPools[p].units[id] = consume unit
         let version = clientPools[p].mapVersion
         let name = clientPools[p].name
         for m in targets {
@@ -111,8 +117,9 @@ extension Node {
 
     mutating func ioLegAnswered(pool name: String, unit id: UInt64, member: MemberID, _ response: Response) {
         // In place (copying the unit out and back retains and releases each of its arrays).
+        let ok = response.isOK
         guard let p = clientPoolIndex(name),
-              let answered = clientPools[p].units[id]?.legAnswered(member, ok: response.isOK) else { return }
+              let answered = clientPools[p].units.update(id, { $0.legAnswered(member, ok: ok) }) else { return }
         let (op, lengthBytes, allAnswered) = answered
         switch op {
         case .read:
@@ -132,6 +139,14 @@ extension Node {
     }
 
     private mutating func writeDataFinished(_ p: Int, _ id: UInt64) {
+        // No leg failed (the common case): read in place, copying the unit retains its arrays.
+        if clientPools[p].units[id]!.failed.isEmpty {
+            if clientPools[p].units[id]!.succeeded.isEmpty {
+                recordIndeterminate(p, chunk: clientPools[p].units[id]!.chunk)
+                return finishUnit(p, id, .failed(.EIO))
+            }
+            return finishUnit(p, id, .ok(data: []))
+        }
         let unit = clientPools[p].units[id]!
         for m in unit.failed { failLeg(p, member: m) }
         if unit.succeeded.isEmpty {
@@ -199,22 +214,20 @@ extension Node {
     }
 
     private mutating func finishBlockPiece(_ tag: BlockIOTag, offsetInRequest: UInt64, _ result: BlockIOResult) {
-        guard var parent = blocks[tag] else { return }
-        parent.remaining -= 1
+        // In place: copying the parent out and back would copy its data buffer.
+        guard blocks.contains(key: tag) else { return }
+        blocks[tag]!.remaining -= 1
         switch result {
         case .ok(let data):
-            if parent.op == .read {
+            if blocks[tag]!.op == .read {
                 let start = Int(offsetInRequest)
-                parent.data.replaceSubrange(start..<(start + data.count), with: data)
+                blocks[tag]!.data.replaceSubrange(start..<(start + data.count), with: data)
             }
         case .failed(let e):
-            if parent.error == nil { parent.error = e }
+            if blocks[tag]!.error == nil { blocks[tag]!.error = e }
         }
-        if parent.remaining > 0 {
-            blocks[tag] = parent
-            return
-        }
-        blocks[tag] = nil
+        if blocks[tag]!.remaining > 0 { return }
+        let parent = blocks.removeValue(forKey: tag)!
         if let e = parent.error {
             emit(.completeBlockIO(tag, .failed(e)))
         } else {

@@ -66,13 +66,14 @@ extension Node {
         let name = serverPools[s].name
         var updates = markFailedMembers(s, chunk: chunk, failed: io.failedMembers)
         if adoptVersion(s, io.mapVersion) { updates.append(.header(serverPools[s].header())) }
-        updates += touchIntent(s, chunk: chunk)
+        let intentUpdates = touchIntent(s, chunk: chunk)
+        if !intentUpdates.isEmpty { updates += intentUpdates }
         serverPools[s].intentPins[chunk, default: 0] += 1
-        let action = PersistAction.submitWrite(pool: name, peer: peer, rid: rid, request: io)
+        // The action is made only where it waits (it copies the request).
         if !updates.isEmpty {
-            persistAndThen(s, updates, then: [action], chunk: chunk)
+            persistAndThen(s, updates, then: [.submitWrite(pool: name, peer: peer, rid: rid, request: io)], chunk: chunk)
         } else if let t = serverPools[s].chunkPersist[chunk] {
-            persistActions[t, default: []].append(action)
+            persistActions[t, default: []].append(.submitWrite(pool: name, peer: peer, rid: rid, request: io))
         } else {
             submitClientWrite(s, io, rid: rid, from: peer)
         }
@@ -135,7 +136,7 @@ extension Node {
         case .clientIO(let pool, let peer, let rid, let request, let isSync, let store):
             guard let s = serverPoolIndex(pool) else { return respond(.failed(.EIO), rid: rid, pool: pool, to: peer) }
             let chunk = serverPools[s].geometry.chunk(ofByte: request.offsetBytes)
-            guard serverPools[s].store?.incarnation == store else {
+            guard storeIncarnation(s) == store else {
                 // Submitted to a store since removed or replaced: whatever the old device did,
                 // the current store does not hold it, and its error is not the current store's.
                 if request.op == .write { unpinIntent(s, chunk: chunk) }
@@ -157,7 +158,7 @@ extension Node {
             }
         case .syncWrite(let pool, let chunk, let lock, let store):
             guard let s = serverPoolIndex(pool) else { return }
-            guard serverPools[s].store?.incarnation == store else {
+            guard storeIncarnation(s) == store else {
                 emit(.ignored(.completionOfRemovedStore(pool: pool)))
                 return chunkSyncFailed(s, chunk: chunk, lock: lock)
             }
@@ -170,9 +171,16 @@ extension Node {
         }
     }
 
+    /// The incarnation of pool `s`'s store, nil without one. Binds the stored optional:
+    /// chaining through it (`serverPools[s].store?.incarnation`) copies the whole pool.
+    func storeIncarnation(_ s: Int) -> UInt64? {
+        guard let store = serverPools[s].store else { return nil }
+        return store.incarnation
+    }
+
     /// A backend error: the store is no longer OPEN and the pool stops serving (notes §3.4).
     mutating func storeFailed(_ s: Int) {
-        if serverPools[s].store?.open == true {
+        if let store = serverPools[s].store, store.open {
             serverPools[s].store!.open = false
             emit(.transitioned(Transition(machine: .store(serverPools[s].name), from: "open", to: "closed", cause: "\(cause): IO error", at: now)))
         }
@@ -182,13 +190,12 @@ extension Node {
     // MARK: Chunk locks and sync
 
     mutating func waitOnChunk(_ s: Int, chunk: ChunkIndex, _ waiter: ChunkWaiter, background: Bool) {
-        if var lock = serverPools[s].locks[chunk] {
-            guard lock.waiters.count < Limits.maxWaitersPerChunk else {
+        if serverPools[s].locks.contains(key: chunk) {
+            guard serverPools[s].locks[chunk]!.waiters.count < Limits.maxWaitersPerChunk else {
                 return respond(.failed(.EAGAIN), rid: waiter.rid, pool: serverPools[s].name, to: waiter.peer)
             }
             emit(.probe(waiter.request.op == .write ? .writeToLockedChunk : .readToLockedChunk))
-            lock.waiters.append(waiter)
-            serverPools[s].locks[chunk] = lock
+            serverPools[s].locks[chunk]!.waiters.append(waiter)
             return
         }
         let id = nextSerial()

@@ -92,7 +92,8 @@ extension Node {
     }
 
     private func checkClientPool(_ pi: Int) {
-        let name = clientPools[pi].name
+        // The name is read only when a message is made (keeping it in a local costs a retain).
+        var name: String { clientPools[pi].name }
         precondition(clientPools[pi].freeSlots.count + clientPools[pi].units.count == clientPools[pi].queueDepth, "\(name): IO slots leaked")
         precondition(clientPools[pi].frozen == (clientPools[pi].freezeHolders > 0), "\(name): frozen flag disagrees with holders")
         precondition(clientPools[pi].legs.count <= Limits.maxLegs, "\(name): more than \(Limits.maxLegs) legs")

@@ -151,10 +151,10 @@ public struct Node: Sendable {
     var serverPools: [ServerPool] = []
     var devices: [BlockDevice] = []
     var linksUp: [HostAddress] = []
-    var pending: [RequestID: PendingRequest] = [:]
-    var blocks: [BlockIOTag: BlockParent] = [:]
-    var storeOps: [StoreTag: StoreContext] = [:]
-    var persistActions: [PersistTag: [PersistAction]] = [:]
+    var pending: IntKeyedTable<RequestID, PendingRequest> = [:]
+    var blocks: IntKeyedTable<BlockIOTag, BlockParent> = [:]
+    var storeOps: IntKeyedTable<StoreTag, StoreContext> = [:]
+    var persistActions: IntKeyedTable<PersistTag, [PersistAction]> = [:]
     var deviceJobs: [UInt64: DeviceMapJob] = [:]
     var adminDeadlines: [AdminDeadline] = []
 
@@ -256,13 +256,13 @@ public struct Node: Sendable {
     func isLinkUp(_ peer: HostAddress) -> Bool { linksUp.contains(peer) }
 
     /// Sends a request from client pool `pool` and remembers what the answer is for.
-    mutating func sendRequest(_ request: Request, pool: String, to peer: HostAddress, kind: PendingKind) {
+    mutating func sendRequest(_ request: consuming Request, pool: String, to peer: HostAddress, kind: PendingKind) {
         let rid = RequestID(nextSerial())
         pending[rid] = PendingRequest(peer: peer, sentAt: now, pool: pool, kind: kind)
         emit(.send(.request(rid, pool: pool, request), to: peer))
     }
 
-    mutating func respond(_ response: Response, rid: RequestID, pool: String, to peer: HostAddress) {
+    mutating func respond(_ response: consuming Response, rid: RequestID, pool: String, to peer: HostAddress) {
         emit(.send(.response(rid, pool: pool, response), to: peer))
     }
 

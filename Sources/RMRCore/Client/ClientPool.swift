@@ -57,6 +57,12 @@ struct IOUnit: Sendable, Hashable {
 }
 
 extension IOUnit {
+    /// The unit serving queued request `q` in `slot`.
+    init(id: UInt64, _ q: borrowing QueuedIO, chunk: ChunkIndex, slot: UInt32) {
+        self.init(id: id, owner: q.owner, op: q.op, offsetBytes: q.offsetBytes, lengthBytes: q.lengthBytes,
+                  data: q.data, chunk: chunk, slot: slot)
+    }
+
     /// `member` answered a data request: it is no longer waited on; a write records whether it
     /// took the data. Returns the operation, the length, and whether no leg is waited on.
     mutating func legAnswered(_ member: MemberID, ok: Bool) -> (IOOperation, UInt64, Bool) {
@@ -111,7 +117,7 @@ struct ClientPool: Sendable {
     var inUse = false
     let queueDepth: Int
     var freeSlots: [UInt32]
-    var units: [UInt64: IOUnit] = [:]
+    var units: IntKeyedTable<UInt64, IOUnit> = [:]
     var queued: [QueuedIO] = []
     /// IO is frozen for a map spread, a maintenance switch or a leg removal: `freezeHolders`
     /// operations hold the freeze; those in `drainWaiters` run once in-flight IO has finished.
@@ -133,7 +139,7 @@ struct ClientPool: Sendable {
         self.freeSlots = (0..<UInt32(queueDepth)).reversed()
     }
 
-    var geometry: ChunkGeometry {
+    @inline(__always) var geometry: ChunkGeometry {
         ChunkGeometry(chunkBytes: chunkBytes, mappedBytes: mappedSectors * Limits.sectorBytes)
     }
 

@@ -79,15 +79,15 @@ struct ServerPool: Sendable {
     var syncHeldByOperator = false
     var syncCursor: ChunkIndex = 0
     var syncInFlight = 0
-    var locks: [ChunkIndex: ChunkLock] = [:]
+    var locks: IntKeyedTable<ChunkIndex, ChunkLock> = [:]
     /// last_io: slot -> chunk of the last write through that slot (volatile).
     var lastIO: [ChunkIndex?] = Array(repeating: nil, count: Limits.maxQueueDepth)
     /// Durable write intents (hot chunks) with a use stamp, and pins (slots + writes in flight).
-    var intents: [ChunkIndex: UInt64] = [:]
-    var intentPins: [ChunkIndex: Int] = [:]
+    var intents: IntKeyedTable<ChunkIndex, UInt64> = [:]
+    var intentPins: IntKeyedTable<ChunkIndex, Int> = [:]
     var intentStamp: UInt64 = 0
     /// Latest persist in flight touching a chunk: operations on it wait for that persist.
-    var chunkPersist: [ChunkIndex: PersistTag] = [:]
+    var chunkPersist: IntKeyedTable<ChunkIndex, PersistTag> = [:]
     var nextCheck: Instant?
     /// Peer-map checks in flight: member -> generation when the check was sent.
     var peerChecks: [MemberID: UInt64] = [:]
@@ -99,7 +99,7 @@ struct ServerPool: Sendable {
         self.members = [member]
     }
 
-    var geometry: ChunkGeometry {
+    @inline(__always) var geometry: ChunkGeometry {
         ChunkGeometry(chunkBytes: chunkBytes == 0 ? Limits.defaultChunkBytes : chunkBytes,
                       mappedBytes: mappedSectors * Limits.sectorBytes)
     }
