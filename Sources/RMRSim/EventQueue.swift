@@ -1,4 +1,4 @@
-// The simulator's agenda: a binary min-heap ordered by (virtual time, sequence number).
+// The simulator's agenda: a 4-ary min-heap ordered by (virtual time, sequence number).
 //
 // Two events at the same instant pop in the order they were pushed (the sequence number is a
 // global counter), so a run never depends on how the heap happens to break ties. Payloads live
@@ -118,38 +118,49 @@ public struct EventQueue<Payload> {
         laneHead = 0
     }
 
+    // A 4-ary heap: half the levels of a binary one, and the four children of a node are
+    // adjacent (one or two cache lines of keys).
+
     private mutating func siftUp(_ start: Int) {
-        var i = start
-        let key = heap[i]
-        while i > 0 {
-            let parent = (i - 1) >> 1
-            if Key.before(key, heap[parent]) {
-                heap[i] = heap[parent]
-                i = parent
-            } else {
-                break
+        heap.withUnsafeMutableBufferPointer { h in
+            var i = start
+            let key = h[i]
+            while i > 0 {
+                let parent = (i - 1) >> 2
+                if Key.before(key, h[parent]) {
+                    h[i] = h[parent]
+                    i = parent
+                } else {
+                    break
+                }
             }
+            h[i] = key
         }
-        heap[i] = key
     }
 
     private mutating func siftDown(_ start: Int) {
-        var i = start
-        let key = heap[i]
-        let n = heap.count
-        while true {
-            let left = 2 * i + 1
-            if left >= n { break }
-            var child = left
-            let right = left + 1
-            if right < n && Key.before(heap[right], heap[left]) { child = right }
-            if Key.before(heap[child], key) {
-                heap[i] = heap[child]
-                i = child
-            } else {
-                break
+        heap.withUnsafeMutableBufferPointer { h in
+            var i = start
+            let key = h[i]
+            let n = h.count
+            while true {
+                let first = 4 * i + 1
+                if first >= n { break }
+                var child = first
+                let end = min(first + 4, n)
+                var c = first + 1
+                while c < end {
+                    if Key.before(h[c], h[child]) { child = c }
+                    c += 1
+                }
+                if Key.before(h[child], key) {
+                    h[i] = h[child]
+                    i = child
+                } else {
+                    break
+                }
             }
+            h[i] = key
         }
-        heap[i] = key
     }
 }
