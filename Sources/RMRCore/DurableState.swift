@@ -65,10 +65,10 @@ public struct DurablePoolState: Sendable, Hashable {
             markedCreate = h.markedCreate
         case .setDirty(let m, let chunks):
             let i = mapIndex(m)
-            for c in chunks { maps[i].set(c) }
+            maps[i].set(contentsOf: chunks)
         case .clearDirty(let m, let chunks):
             let i = mapIndex(m)
-            for c in chunks { maps[i].clear(c) }
+            maps[i].clear(contentsOf: chunks)
         case .setAllDirty(let m):
             let i = mapIndex(m)
             maps[i].setAll()

@@ -78,7 +78,7 @@ extension Node {
         // A chunk sync still in flight (started while NORMAL) may yet write stale-or-fresh data:
         // keep such chunks dirty for ourselves so they are synced again before any IO.
         let own = serverPools[s].ensureMap(serverPools[s].member)
-        for c in serverPools[s].locks.keys.sorted() { serverPools[s].maps[own].set(c) }
+        serverPools[s].maps[own].set(contentsOf: serverPools[s].locks.keys.sorted())
         setMapUpdate(s, .ready)
         respond(.ok, rid: rid, pool: name, to: peer)
     }
@@ -244,7 +244,7 @@ extension Node {
         var updates: [MetadataUpdate] = []
         for m in serverPools[s].members where m != me {
             let i = serverPools[s].ensureMap(m)
-            for c in chunks { serverPools[s].maps[i].set(c) }
+            serverPools[s].maps[i].set(contentsOf: chunks)
             serverPools[s].mapGeneration[i] &+= 1
             if !chunks.isEmpty { updates.append(.setDirty(member: m, chunks: chunks)) }
         }
@@ -265,7 +265,7 @@ extension Node {
         var updates: [MetadataUpdate] = []
         for m in serverPools[s].members where m != except {
             let i = serverPools[s].ensureMap(m)
-            for c in chunks { serverPools[s].maps[i].set(c) }
+            serverPools[s].maps[i].set(contentsOf: chunks)
             serverPools[s].mapGeneration[i] &+= 1
             updates.append(.setDirty(member: m, chunks: chunks))
         }

@@ -542,3 +542,258 @@ private func randomOps(chunkCount n: UInt64, ops: Int, checkEvery: Int, seed: UI
     um.clearRange(0..<leaf); um.clearRange((2 * leaf)..<(3 * leaf))
     checkAgainstModel(u, um, &rng)
 }
+
+// MARK: - Batch writer (withWriter, set(contentsOf:), clear(contentsOf:))
+
+/// The maximal runs of a set of chunks, ascending (to compare a map with a Set model).
+private func runs(of model: Set<UInt64>) -> [ChunkRun] {
+    var out: [ChunkRun] = []
+    for c in model.sorted() {
+        if let last = out.last, last.end == c { out[out.count - 1].count += 1 }
+        else { out.append(ChunkRun(start: c, count: 1)) }
+    }
+    return out
+}
+
+/// Everything cheap the map reports agrees with the Set model; the full content is compared
+/// when `full` (sorting the model).
+private func checkAgainstSet(_ m: DirtyMap, _ model: Set<UInt64>, full: Bool,
+                             sourceLocation: SourceLocation = #_sourceLocation) {
+    m.checkInvariants() // traps on a broken layout invariant (counts, summaries, occupied bits)
+    #expect(m.dirtyCount == UInt64(model.count), "dirtyCount", sourceLocation: sourceLocation)
+    #expect(m.isEmpty == model.isEmpty, sourceLocation: sourceLocation)
+    if full { #expect(m.runs() == runs(of: model), "content", sourceLocation: sourceLocation) }
+}
+
+/// Random batches of writer operations against a Set<UInt64>, with whole-leaf ranges between
+/// batches (all-dirty markers to expand, bitmap leaves to free), snapshots taken before
+/// batches (which must not change), and throwing batches.
+private func writerRandomBatches(chunkCount n: UInt64, batches: Int, seed: UInt64) {
+    struct Abort: Error {}
+    var rng = SplitMix64(seed: seed)
+    var m = DirtyMap(chunkCount: n)
+    var model = Set<UInt64>()
+    var recent: [UInt64] = [] // chunks set lately: clears aim at them so leaves empty and are freed
+    let leaves = (n + leaf - 1) / leaf
+    for batch in 0..<batches {
+        // Between batches: whole-leaf states the writer's slow paths must handle.
+        switch rng.next(below: 12) {
+        case 0: // a whole leaf all dirty: the marker (no bits) the writer must expand
+            let l = rng.next(below: leaves)
+            let r = (l * leaf)..<min(n, (l + 1) * leaf)
+            m.setRange(r); model.formUnion(r)
+        case 1: // a whole leaf clean: the writer must allocate a bitmap
+            let l = rng.next(below: leaves)
+            let r = (l * leaf)..<min(n, (l + 1) * leaf)
+            m.clearRange(r); model.subtract(r)
+        case 2:
+            m.setAll(); model = Set(0..<n)
+        case 3:
+            m.clearAll(); model = []
+        default: break
+        }
+        // Sometimes a copy shares the table across the batch: it must come out unchanged.
+        let snapshot: DirtyMap? = rng.next(below: 3) == 0 ? m : nil
+        let snapshotRuns = snapshot?.runs()
+        let throwing = rng.next(below: 5) == 0
+        let ops = Int(rng.next(below: 300)) + 1
+        var expected = model
+        var results: [Bool] = [], want: [Bool] = []
+        do {
+            let returned = try m.withWriter { w -> Int in
+                for k in 0..<ops {
+                    let c = recent.isEmpty || rng.next(below: 2) == 0
+                        ? interestingIndex(&rng, n) : recent[Int(rng.next(below: UInt64(recent.count)))]
+                    switch rng.next(below: 10) {
+                    case 0..<4:
+                        results.append(w.set(c)); want.append(expected.insert(c).inserted)
+                        recent.append(c)
+                        if recent.count > 64 { recent.removeFirst() }
+                    case 4..<8:
+                        results.append(w.clear(c)); want.append(expected.remove(c) != nil)
+                    default:
+                        results.append(w.isDirty(c)); want.append(expected.contains(c))
+                    }
+                    if throwing && k == ops / 2 { throw Abort() }
+                }
+                return ops
+            }
+            #expect(returned == ops)
+            #expect(!throwing)
+        } catch {
+            #expect(throwing && error is Abort)
+        }
+        model = expected // a throwing batch keeps the operations done before the throw
+        #expect(results == want, "results of batch \(batch)")
+        checkAgainstSet(m, model, full: batch % 8 == 7 || results != want)
+        if let snapshot, let snapshotRuns {
+            snapshot.checkInvariants()
+            #expect(snapshot.runs() == snapshotRuns, "snapshot changed by batch \(batch)")
+            #expect(snapshot.dirtyCount == snapshotRuns.reduce(0) { $0 + $1.count })
+        }
+    }
+    checkAgainstSet(m, model, full: true)
+}
+
+@Test func dirtyMapWriterRandomBatchesAgainstSetModel() {
+    for (i, n) in [1, 2, 63, 64, 65, 1000].enumerated() {
+        writerRandomBatches(chunkCount: UInt64(n), batches: 60, seed: 500 + UInt64(i))
+    }
+    // Several leaves, the last one partial and not a multiple of 64 chunks.
+    writerRandomBatches(chunkCount: 2 * leaf + 777, batches: 120, seed: 600)
+    // A last leaf of a single chunk (an all-dirty marker of one chunk expands and frees).
+    writerRandomBatches(chunkCount: leaf + 1, batches: 80, seed: 601)
+}
+
+@Test func dirtyMapWriterLeafLifecycle() {
+    // Allocation of a clean leaf, expansion of an all-dirty marker, freeing of a leaf whose
+    // last dirty chunk is cleared, and the partial last leaf, all inside one batch.
+    let n = 2 * leaf + 1 // the last leaf holds one chunk
+    var m = DirtyMap(chunkCount: n)
+    let empty = m.approximateMemoryBytes
+    m.setRange(leaf..<(2 * leaf)) // leaf 1: all-dirty marker
+    m.set(2 * leaf)               // leaf 2 (one chunk): a bitmap
+    let newly = m.withWriter { w -> [Bool] in
+        [w.set(5), w.set(5), w.set(leaf + 3), w.isDirty(leaf + 3), w.clear(leaf + 3),
+         w.isDirty(leaf + 3), w.clear(leaf + 3), w.clear(2 * leaf), w.clear(2 * leaf), w.isDirty(2 * leaf),
+         w.set(n - 1), w.clear(n - 1), w.clear(5), w.isDirty(5)]
+    }
+    #expect(newly == [true, false, false, true, true, false, false, true, false, false, true, true, true, false])
+    m.checkInvariants()
+    #expect(m.dirtyCount == leaf - 1)
+    #expect(m.runs() == [ChunkRun(start: leaf, count: 3), ChunkRun(start: leaf + 4, count: leaf - 4)])
+    // Leaves 0 and 2 were freed (their last chunk cleared); leaf 1 is a bitmap now.
+    #expect(m.approximateMemoryBytes - empty >= 32 * 1024 && m.approximateMemoryBytes - empty <= 33 * 1024)
+    // Clearing the rest of leaf 1 chunk by chunk frees it too.
+    let cleared = m.clear(contentsOf: leaf..<(2 * leaf))
+    #expect(cleared == Int(leaf) - 1)
+    #expect(m.isEmpty)
+    #expect(m.approximateMemoryBytes == empty)
+    m.checkInvariants()
+    // A fully dirty single-chunk last leaf: the marker expands to a bitmap and is freed.
+    var one = DirtyMap(chunkCount: leaf + 1, allDirty: true)
+    let wasDirty = one.withWriter { $0.clear(leaf) }
+    #expect(wasDirty)
+    one.checkInvariants()
+    #expect(one.dirtyCount == leaf)
+    #expect(one.runs() == [ChunkRun(start: 0, count: leaf)])
+    // Setting every chunk of a partial last leaf one by one (bits past the end stay zero).
+    var partial = DirtyMap(chunkCount: leaf + 70)
+    #expect(partial.set(contentsOf: leaf..<(leaf + 70)) == 70)
+    partial.checkInvariants()
+    #expect(partial.runs() == [ChunkRun(start: leaf, count: 70)])
+}
+
+@Test func dirtyMapWriterLeavesCopiesUnchanged() {
+    let n = 3 * leaf + 100
+    var original = DirtyMap(chunkCount: n)
+    original.set(1); original.set(leaf + 1); original.setRange((2 * leaf)..<(3 * leaf))
+    let snapshot = original
+    let snapshotRuns = snapshot.runs()
+    #expect(original.table === snapshot.table) // shared until written
+    original.withWriter { w in
+        w.set(2); w.clear(1); w.clear(leaf + 1); w.clear(2 * leaf + 7); w.set(3 * leaf + 99)
+    }
+    #expect(original.table !== snapshot.table)
+    #expect(snapshot.runs() == snapshotRuns)
+    #expect(snapshot.dirtyCount == 2 + leaf)
+    snapshot.checkInvariants()
+    original.checkInvariants()
+    #expect(original.runs() == [ChunkRun(start: 2, count: 1), ChunkRun(start: 2 * leaf, count: 7),
+                                ChunkRun(start: 2 * leaf + 8, count: leaf - 8), ChunkRun(start: 3 * leaf + 99, count: 1)])
+    // The other way round: a batch on the copy leaves the original alone.
+    var copy = original
+    let originalRuns = original.runs()
+    let added = copy.set(contentsOf: [0, 1, 2, leaf, 2 * leaf + 7])
+    #expect(added == 4)
+    #expect(original.runs() == originalRuns)
+    #expect(copy.dirtyCount == original.dirtyCount + 4)
+    copy.checkInvariants()
+    // Bulk calls that cannot change anything do not copy a shared table.
+    var shared = snapshot
+    #expect(shared.set(contentsOf: [UInt64]()) == 0)
+    #expect(shared.clear(contentsOf: [UInt64]()) == 0)
+    #expect(shared.table === snapshot.table)
+    var emptyShared = DirtyMap(chunkCount: n)
+    let emptyOriginal = emptyShared
+    #expect(emptyShared.clear(contentsOf: [5, leaf, n - 1]) == 0)
+    #expect(emptyShared.table === emptyOriginal.table)
+    // A batch on a uniquely referenced map works in place (a copy would be made while the old
+    // table is alive, so at another address).
+    let table = ObjectIdentifier(copy.table)
+    copy.withWriter { w in w.set(7) }
+    #expect(ObjectIdentifier(copy.table) == table)
+}
+
+@Test func dirtyMapWriterThrowingBodyFoldsTheCount() {
+    struct Boom: Error {}
+    let n = 2 * leaf
+    var m = DirtyMap(chunkCount: n)
+    m.setRange(leaf..<(2 * leaf))
+    m.set(10)
+    do {
+        try m.withWriter { w in
+            w.set(1); w.set(2); w.set(10)   // +2
+            w.clear(leaf + 5)              // -1, expands the marker
+            w.clear(10)                    // -1
+            throw Boom()
+        }
+        Issue.record("did not throw")
+    } catch {
+        #expect(error is Boom)
+    }
+    m.checkInvariants()
+    #expect(m.dirtyCount == leaf + 1)
+    #expect(m.runs() == [ChunkRun(start: 1, count: 2), ChunkRun(start: leaf, count: 5), ChunkRun(start: leaf + 6, count: leaf - 6)])
+    // The map is usable afterwards, and the next batch counts from there.
+    let r = m.withWriter { w in w.clear(1) && w.clear(2) }
+    #expect(r)
+    #expect(m.dirtyCount == leaf - 1)
+    m.checkInvariants()
+}
+
+@Test func dirtyMapBulkCallsMatchSingleCalls() {
+    // set(contentsOf:) / clear(contentsOf:) (duplicates included) against loops of single calls.
+    var rng = SplitMix64(seed: 31)
+    for n in [UInt64(100), leaf + 3, 3 * leaf + 100] {
+        var bulk = DirtyMap(chunkCount: n), single = DirtyMap(chunkCount: n)
+        for round in 0..<30 {
+            if round % 10 == 5 { bulk.setRange(0..<min(n, leaf)); single.setRange(0..<min(n, leaf)) }
+            let chunks = (0..<rng.next(below: 400)).map { _ in interestingIndex(&rng, n) }
+            let setting = rng.next(below: 2) == 0
+            var want = 0
+            for c in chunks { if setting ? single.set(c) : single.clear(c) { want += 1 } }
+            // Sequences that are not arrays go through the same path.
+            let got = setting ? bulk.set(contentsOf: chunks.lazy.map { $0 })
+                              : bulk.clear(contentsOf: AnySequence(chunks))
+            #expect(got == want, "round \(round) n \(n)")
+            #expect(bulk == single)
+            #expect(bulk.dirtyCount == single.dirtyCount)
+            bulk.checkInvariants()
+        }
+    }
+}
+
+@Test func dirtyMapWriterOutOfRangeIsAPreconditionFailure() async {
+    await #expect(processExitsWith: .failure) {
+        var m = DirtyMap(chunkCount: 10)
+        m.withWriter { w in w.set(10) }
+    }
+    await #expect(processExitsWith: .failure) {
+        var m = DirtyMap(chunkCount: 10)
+        m.set(3)
+        m.withWriter { w in w.clear(10) }
+    }
+    await #expect(processExitsWith: .failure) {
+        var m = DirtyMap(chunkCount: 10)
+        _ = m.withWriter { w in w.isDirty(10) }
+    }
+    await #expect(processExitsWith: .failure) {
+        var m = DirtyMap(chunkCount: 10)
+        m.set(contentsOf: [1, 2, 10])
+    }
+    await #expect(processExitsWith: .failure) {
+        var m = DirtyMap(chunkCount: 10) // empty: the shortcut still checks every index
+        m.clear(contentsOf: [1, 2, 10])
+    }
+}
