@@ -142,7 +142,11 @@ public final class Trace {
     }
 
     func performingEffect(_ time: UInt64, _ host: String, _ effect: borrowing Effect) {
-        hashEffect(time, host, effect)
+        // Time and host were folded with the step's input (`applyingInput`).
+        if st.pointee.hashing {
+            st.pointee.hasher.mix(0x2_0001)
+            st.pointee.hasher.effect(effect)
+        }
         st.pointee.records &+= 1
         if let printer = st.pointee.printer { printer(Trace.render(Record(time: time, host: host, item: .effect(copy effect)))[0]) }
     }
