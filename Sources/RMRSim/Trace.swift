@@ -229,9 +229,9 @@ public final class Trace {
 struct TraceHasher: TextSink {
     private(set) var value: UInt64 = FNV1a64.offsetBasis
 
-    init() { strings = StringFoldCache() }
+    init() { folds = FoldCache() }
     /// For folding one string's content (no cache of its own).
-    private init(cacheless: Void) { strings = nil }
+    private init(cacheless: Void) { folds = nil }
     /// `String(describing:)` of the rarer requests (reflection is slow; they repeat).
     private var requestText: [Request: String] = [:]
 
@@ -244,17 +244,16 @@ struct TraceHasher: TextSink {
     mutating func put(_ v: UInt64) { mix(v) }
 
     /// Folds of recently hashed strings (host names, addresses, pool and device names repeat
-    /// on every record), keyed by the string's 16 raw bytes. Equal raw bytes mean the same
-    /// string: a small string holds its bytes inline, a large one points at immutable storage
-    /// that the cache keeps alive (so no other string can reuse that address).
-    private let strings: StringFoldCache?
+    /// on every record) and data buffers (an IO's payload passes through several records),
+    /// found by identity (`FoldCache`); nil in a hasher that folds one value's content.
+    private let folds: FoldCache?
 
     /// Folds `s` as one word: its content folded on its own (length and UTF-8 bytes), cached.
     mutating func put(_ s: String) {
-        if let w = strings!.lookup(s) { mix(w); return }
+        if let w = folds!.lookup(s) { mix(w); return }
         var content = TraceHasher(cacheless: ())
         content.putContent(s)
-        strings!.insert(s, content.value)
+        folds!.insert(s, content.value)
         mix(content.value)
     }
 
@@ -286,10 +285,10 @@ struct TraceHasher: TextSink {
         if d.count < 512 { return dataContent(d) }
         // A payload is folded once and then found by its buffer: the same IO's data passes
         // through several records (block IO, sends, store writes, completions).
-        if let w = strings!.lookup(d) { mix(w); return }
+        if let w = folds!.lookup(d) { mix(w); return }
         var content = TraceHasher(cacheless: ())
         content.dataContent(d)
-        strings!.insert(d, content.value)
+        folds!.insert(d, content.value)
         mix(content.value)
     }
 
@@ -473,17 +472,17 @@ struct TraceHasher: TextSink {
 /// their storage alive. Equal raw bits mean equal content: a small string holds its bytes
 /// inline; a large string's storage is immutable; a buffer held here is shared, so writing to
 /// the array it came from copies it to new storage first.
-final class StringFoldCache {
+final class FoldCache {
     private let bits: UnsafeMutablePointer<UInt64>
     private var keptStrings: [String]
     private var keptData: [[UInt8]]
     private static let slots = 64
 
     init() {
-        bits = .allocate(capacity: 6 * StringFoldCache.slots)
-        bits.initialize(repeating: 0, count: 6 * StringFoldCache.slots)
-        keptStrings = Array(repeating: "", count: StringFoldCache.slots)
-        keptData = Array(repeating: [], count: StringFoldCache.slots)
+        bits = .allocate(capacity: 6 * FoldCache.slots)
+        bits.initialize(repeating: 0, count: 6 * FoldCache.slots)
+        keptStrings = Array(repeating: "", count: FoldCache.slots)
+        keptData = Array(repeating: [], count: FoldCache.slots)
     }
     deinit { bits.deallocate() }
 
@@ -499,18 +498,18 @@ final class StringFoldCache {
     // All-zero slots never match: no String is all zero bits, and a buffer of 512 bytes or
     // more has a base address.
     @inline(__always) private func find(_ r: (UInt64, UInt64), data: Bool) -> UInt64? {
-        let p = bits + 3 * StringFoldCache.slot(r, data: data)
+        let p = bits + 3 * FoldCache.slot(r, data: data)
         return p[0] == r.0 && p[1] == r.1 ? p[2] : nil
     }
     private func store(_ r: (UInt64, UInt64), data: Bool, _ fold: UInt64) -> Int {
-        let i = StringFoldCache.slot(r, data: data)
+        let i = FoldCache.slot(r, data: data)
         let p = bits + 3 * i
         p[0] = r.0; p[1] = r.1; p[2] = fold
         return i
     }
 
-    @inline(__always) func lookup(_ s: String) -> UInt64? { find(StringFoldCache.raw(s), data: false) }
-    func insert(_ s: String, _ fold: UInt64) { keptStrings[store(StringFoldCache.raw(s), data: false, fold)] = s }
-    @inline(__always) func lookup(_ d: [UInt8]) -> UInt64? { find(StringFoldCache.raw(d), data: true) }
-    func insert(_ d: [UInt8], _ fold: UInt64) { keptData[store(StringFoldCache.raw(d), data: true, fold) - StringFoldCache.slots] = d }
+    @inline(__always) func lookup(_ s: String) -> UInt64? { find(FoldCache.raw(s), data: false) }
+    func insert(_ s: String, _ fold: UInt64) { keptStrings[store(FoldCache.raw(s), data: false, fold)] = s }
+    @inline(__always) func lookup(_ d: [UInt8]) -> UInt64? { find(FoldCache.raw(d), data: true) }
+    func insert(_ d: [UInt8], _ fold: UInt64) { keptData[store(FoldCache.raw(d), data: true, fold) - FoldCache.slots] = d }
 }
