@@ -32,17 +32,23 @@ public enum SectorPattern {
     static let magic: UInt64 = 0x524d_5253_494d_0001  // "RMRSIM" + 1
 
     /// Data for `count` sectors starting at `lba`, all with `version`.
+    /// (Written in one pass, header then fill per sector, into uninitialised memory: no memset
+    /// of the whole buffer first.)
     public static func make(lba: UInt64, sectors: UInt64, version: UInt64) -> [UInt8] {
-        var out = [UInt8](repeating: UInt8(truncatingIfNeeded: version), count: Int(sectors * 512))
-        out.withUnsafeMutableBytes { raw in
+        let fill = UInt64(UInt8(truncatingIfNeeded: version)) &* 0x0101_0101_0101_0101
+        let bytes = Int(sectors * 512)
+        guard bytes > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: bytes) { buffer, initialized in
+            let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
             for i in 0..<Int(sectors) {
-                let base = i * 512
-                raw.storeBytes(of: (lba + UInt64(i)).littleEndian, toByteOffset: base, as: UInt64.self)
-                raw.storeBytes(of: version.littleEndian, toByteOffset: base + 8, as: UInt64.self)
-                raw.storeBytes(of: (magic ^ version ^ (lba + UInt64(i))).littleEndian, toByteOffset: base + 16, as: UInt64.self)
+                let sector = raw + i * 512
+                sector.storeBytes(of: (lba + UInt64(i)).littleEndian, as: UInt64.self)
+                sector.storeBytes(of: version.littleEndian, toByteOffset: 8, as: UInt64.self)
+                sector.storeBytes(of: (magic ^ version ^ (lba + UInt64(i))).littleEndian, toByteOffset: 16, as: UInt64.self)
+                for word in stride(from: 24, to: 512, by: 8) { sector.storeBytes(of: fill, toByteOffset: word, as: UInt64.self) }
             }
+            initialized = bytes
         }
-        return out
     }
 
     /// (lba, version) of one sector; version 0 for an all-zero sector; nil if unrecognisable.
@@ -81,8 +87,10 @@ public final class DataModel {
     private var indeterminate: [UInt64: [UInt64]] = [:]
     /// Sectors whose indeterminate writes a read resolved, with the version it showed.
     private var settled: [UInt64: UInt64] = [:]
-    private var inflightWrites: [UInt64: (first: UInt64, count: UInt64, version: UInt64)] = [:]
-    private var inflightReads: [UInt64: (first: UInt64, count: UInt64, allowed: [[UInt64]])] = [:]
+    // In-flight IOs by workload block tag (sequential integers, one insert and one removal per
+    // IO): integer-keyed tables instead of SipHash-hashed dictionaries. Iterations sort the keys.
+    private var inflightWrites = IntKeyedTable<UInt64, (first: UInt64, count: UInt64, version: UInt64)>()
+    private var inflightReads = IntKeyedTable<UInt64, (first: UInt64, count: UInt64, allowed: [[UInt64]])>()
     public private(set) var writesAcked: UInt64 = 0
     public private(set) var writesFailed: UInt64 = 0
     public private(set) var sectorsVerified: UInt64 = 0
@@ -106,12 +114,13 @@ public final class DataModel {
         inflightWrites[tag] = (firstSector, count, version)
         if !settled.isEmpty { for s in firstSector..<(firstSector + count) { settled[s] = nil } }
         // Reads in flight over these sectors may now see this version.
+        // (In place: a copy of the read's entry would make `allowed` copy on write.)
         if !inflightReads.isEmpty { for key in inflightReads.keys.sorted() {
-            var r = inflightReads[key]!
-            let lo = max(r.first, firstSector), hi = min(r.first + r.count, firstSector + count)
-            guard lo < hi else { continue }
-            for s in lo..<hi { r.allowed[Int(s - r.first)].append(version) }
-            inflightReads[key] = r
+            inflightReads.update(key) { r in
+                let lo = max(r.first, firstSector), hi = min(r.first + r.count, firstSector + count)
+                guard lo < hi else { return }
+                for s in lo..<hi { r.allowed[Int(s - r.first)].append(version) }
+            }
         } }
         touched.withUnsafeMutableBufferPointer { t in
             for s in Int(firstSector)..<Int(firstSector + count) { t[s] = true }

@@ -122,7 +122,9 @@ public final class World {
     var nextOpID: UInt64 = 1
     var nextBlockTag: UInt64 = 1
     public internal(set) var workloads: [Workload] = []
-    var blockTags: [UInt64: (workload: Int, isWrite: Bool)] = [:]
+    /// Workload IOs in flight by block tag (sequential; an integer-keyed table, not a SipHash
+    /// dictionary: one insert and one removal per IO).
+    var blockTags = IntKeyedTable<UInt64, (workload: Int, isWrite: Bool)>()
     /// The effect list `apply` hands to each node, reused from input to input.
     var effectBuffer: [Effect] = []
     public internal(set) var models: [String: DataModel] = [:]

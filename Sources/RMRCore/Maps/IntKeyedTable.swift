@@ -8,66 +8,75 @@
 // The interface is the subset of Dictionary the core uses, with the same meaning. Iteration
 // order is the slot order (deterministic, but unlike Dictionary's): callers that need an order
 // sort the keys, as they did with Dictionary, whose order is seeded per process.
+//
+// Public for the simulator's per-IO maps (workload block tags, the data model's in-flight
+// reads and writes). Everything is `@inlinable` (internals `@usableFromInline`): a generic type
+// used from another module is otherwise called unspecialised, through witness tables, which
+// would cost more than the SipHash it saves.
 
 /// A key of an `IntKeyedTable`: a value that is one 64-bit integer.
-protocol IntKey: Hashable, Sendable {
+public protocol IntKey: Hashable, Sendable {
+    /// The key as one integer (equal keys, equal integers; distinct keys, distinct integers).
     var intKey: UInt64 { get }
     init(intKey: UInt64)
 }
 
 extension UInt64: IntKey {
-    @inline(__always) var intKey: UInt64 { self }
-    @inline(__always) init(intKey: UInt64) { self = intKey }
+    @inlinable @inline(__always) public var intKey: UInt64 { self }
+    @inlinable @inline(__always) public init(intKey: UInt64) { self = intKey }
 }
 extension RequestID: IntKey {
-    @inline(__always) var intKey: UInt64 { raw }
-    @inline(__always) init(intKey: UInt64) { self.init(intKey) }
+    @inlinable @inline(__always) public var intKey: UInt64 { raw }
+    @inlinable @inline(__always) public init(intKey: UInt64) { self.init(intKey) }
 }
 extension StoreTag: IntKey {
-    @inline(__always) var intKey: UInt64 { raw }
-    @inline(__always) init(intKey: UInt64) { self.init(intKey) }
+    @inlinable @inline(__always) public var intKey: UInt64 { raw }
+    @inlinable @inline(__always) public init(intKey: UInt64) { self.init(intKey) }
 }
 extension PersistTag: IntKey {
-    @inline(__always) var intKey: UInt64 { raw }
-    @inline(__always) init(intKey: UInt64) { self.init(intKey) }
+    @inlinable @inline(__always) public var intKey: UInt64 { raw }
+    @inlinable @inline(__always) public init(intKey: UInt64) { self.init(intKey) }
 }
 extension BlockIOTag: IntKey {
-    @inline(__always) var intKey: UInt64 { raw }
-    @inline(__always) init(intKey: UInt64) { self.init(intKey) }
+    @inlinable @inline(__always) public var intKey: UInt64 { raw }
+    @inlinable @inline(__always) public init(intKey: UInt64) { self.init(intKey) }
 }
 
-struct IntKeyedTable<Key: IntKey, Value> {
+public struct IntKeyedTable<Key: IntKey, Value> {
     /// Slot keys; meaningful only where `values[i]` is not nil (an empty slot).
-    private var slotKeys: [UInt64] = []
-    private var values: [Value?] = []
-    /// Number of keys present.
-    private(set) var count = 0
+    @usableFromInline var slotKeys: [UInt64] = []
+    @usableFromInline var values: [Value?] = []
+    /// Number of keys present (`count`).
+    @usableFromInline var used = 0
     /// 64 - log2 of the capacity (the capacity is `values.count`, 0 or a power of two; the
     /// shift is used only once there are slots).
-    private var shift: UInt64 = 64
+    @usableFromInline var shift: UInt64 = 64
 
-    init() {}
+    /// An empty table (no slots are allocated until the first insertion).
+    @inlinable public init() {}
 
-    var isEmpty: Bool { count == 0 }
-    private var capacity: Int { values.count }
-    private static var minCapacity: Int { 8 }
+    /// Number of keys present.
+    @inlinable public var count: Int { used }
+    @inlinable public var isEmpty: Bool { used == 0 }
+    @inlinable var capacity: Int { values.count }
+    @inlinable static var minCapacity: Int { 8 }
 
     /// Home slot of `key`: the top bits of the key times 2^64 / golden ratio.
-    @inline(__always)
-    private func home(_ key: UInt64) -> Int {
+    @inlinable @inline(__always)
+    func home(_ key: UInt64) -> Int {
         Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> shift)
     }
 
-    @inline(__always)
-    private func isUsed(_ i: Int) -> Bool {
+    @inlinable @inline(__always)
+    func isUsed(_ i: Int) -> Bool {
         if case .none = values[i] { return false }
         return true
     }
 
     /// The slot holding `key`, or nil.
-    @inline(__always)
-    private func slot(of key: UInt64) -> Int? {
-        guard count > 0 else { return nil }
+    @inlinable @inline(__always)
+    func slot(of key: UInt64) -> Int? {
+        guard used > 0 else { return nil }
         let mask = capacity - 1
         var i = home(key)
         while isUsed(i) {
@@ -78,8 +87,8 @@ struct IntKeyedTable<Key: IntKey, Value> {
     }
 
     /// The empty slot where `key` (absent) goes; the table has room.
-    @inline(__always)
-    private func freeSlot(for key: UInt64) -> Int {
+    @inlinable @inline(__always)
+    func freeSlot(for key: UInt64) -> Int {
         let mask = capacity - 1
         var i = home(key)
         while isUsed(i) { i = (i + 1) & mask }
@@ -88,17 +97,18 @@ struct IntKeyedTable<Key: IntKey, Value> {
 
     /// Inserts absent `key` with `value` (not nil), growing first if needed (load kept at or
     /// below 1/2); returns its slot.
-    @inline(__always) @discardableResult
-    private mutating func insertNew(_ key: UInt64, _ value: consuming Value?) -> Int {
-        if (count + 1) * 2 > capacity { grow() }
+    @inlinable @inline(__always) @discardableResult
+    mutating func insertNew(_ key: UInt64, _ value: consuming Value?) -> Int {
+        if (used + 1) * 2 > capacity { grow() }
         let i = freeSlot(for: key)
         slotKeys[i] = key
         values[i] = value
-        count += 1
+        used += 1
         return i
     }
 
-    private mutating func grow() {
+    @inlinable
+    mutating func grow() {
         let newCapacity = Swift.max(IntKeyedTable.minCapacity, capacity * 2)
         var oldValues: [Value?] = Array(repeating: nil, count: newCapacity)
         swap(&oldValues, &values)
@@ -115,7 +125,8 @@ struct IntKeyedTable<Key: IntKey, Value> {
 
     /// Empties slot `i` and shifts the rest of its cluster back so that every key stays
     /// reachable from its home slot without crossing an empty slot.
-    private mutating func delete(at i: Int) -> Value {
+    @inlinable
+    mutating func delete(at i: Int) -> Value {
         var removed: Value? = nil
         swap(&removed, &values[i])
         vacate(i)
@@ -123,8 +134,9 @@ struct IntKeyedTable<Key: IntKey, Value> {
     }
 
     /// Slot `i` was just emptied (its value set to nil): counts it and closes the gap.
-    private mutating func vacate(_ i: Int) {
-        count -= 1
+    @inlinable
+    mutating func vacate(_ i: Int) {
+        used -= 1
         let mask = capacity - 1
         var hole = i
         var j = (i + 1) & mask
@@ -141,7 +153,8 @@ struct IntKeyedTable<Key: IntKey, Value> {
         }
     }
 
-    subscript(key: Key) -> Value? {
+    /// The value for `key` (nil: absent); setting nil removes the key.
+    @inlinable public subscript(key: Key) -> Value? {
         // `get`, not `_read`: a read coroutine on a table inside an array element makes the
         // compiler copy the whole element (e.g. a ServerPool) to borrow from.
         @inline(__always) get {
@@ -171,7 +184,8 @@ struct IntKeyedTable<Key: IntKey, Value> {
         }
     }
 
-    subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
+    /// The value for `key`, or `defaultValue()` (inserted first when mutated).
+    @inlinable public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
         @inline(__always) get {
             guard let i = slot(of: key.intKey) else { return defaultValue() }
             return values[i]!
@@ -183,37 +197,39 @@ struct IntKeyedTable<Key: IntKey, Value> {
         }
     }
 
-    @inline(__always)
-    func contains(key: Key) -> Bool { slot(of: key.intKey) != nil }
+    @inlinable @inline(__always)
+    public func contains(key: Key) -> Bool { slot(of: key.intKey) != nil }
 
     /// Runs `body` on the value of `key` in its slot (nil when absent). Cheaper than
     /// `table[key]?.mutatingMethod()`, whose accessor coroutine is not always inlined.
-    @inline(__always)
-    mutating func update<R>(_ key: Key, _ body: (inout Value) throws -> R) rethrows -> R? {
+    @inlinable @inline(__always)
+    public mutating func update<R>(_ key: Key, _ body: (inout Value) throws -> R) rethrows -> R? {
         guard let i = slot(of: key.intKey) else { return nil }
         return try body(&values[i]!)
     }
 
-    @inline(__always) @discardableResult
-    mutating func removeValue(forKey key: Key) -> Value? {
+    /// Removes `key`; returns its value (nil: it was absent).
+    @inlinable @inline(__always) @discardableResult
+    public mutating func removeValue(forKey key: Key) -> Value? {
         guard let i = slot(of: key.intKey) else { return nil }
         return delete(at: i)
     }
 
-    mutating func removeAll() {
+    /// Removes every key (and releases the slots).
+    @inlinable public mutating func removeAll() {
         self = IntKeyedTable()
     }
 
     /// The keys, in slot order (sort them where order matters).
-    var keys: [Key] {
+    @inlinable public var keys: [Key] {
         var out: [Key] = []
-        out.reserveCapacity(count)
+        out.reserveCapacity(used)
         for i in values.indices where isUsed(i) { out.append(Key(intKey: slotKeys[i])) }
         return out
     }
 
     /// The entries for which `isIncluded` holds.
-    func filter(_ isIncluded: ((key: Key, value: Value)) throws -> Bool) rethrows -> IntKeyedTable {
+    @inlinable public func filter(_ isIncluded: ((key: Key, value: Value)) throws -> Bool) rethrows -> IntKeyedTable {
         var out = IntKeyedTable()
         for i in values.indices where isUsed(i) {
             let v = values[i]!
@@ -224,10 +240,11 @@ struct IntKeyedTable<Key: IntKey, Value> {
 }
 
 extension IntKeyedTable: Sequence {
-    struct Iterator: IteratorProtocol {
-        fileprivate let table: IntKeyedTable
-        fileprivate var position = 0
-        mutating func next() -> (key: Key, value: Value)? {
+    public struct Iterator: IteratorProtocol {
+        @usableFromInline let table: IntKeyedTable
+        @usableFromInline var position = 0
+        @inlinable init(table: IntKeyedTable) { self.table = table }
+        @inlinable public mutating func next() -> (key: Key, value: Value)? {
             while position < table.values.count {
                 let i = position
                 position += 1
@@ -236,12 +253,12 @@ extension IntKeyedTable: Sequence {
             return nil
         }
     }
-    func makeIterator() -> Iterator { Iterator(table: self) }
-    var underestimatedCount: Int { count }
+    @inlinable public func makeIterator() -> Iterator { Iterator(table: self) }
+    @inlinable public var underestimatedCount: Int { used }
 }
 
 extension IntKeyedTable: ExpressibleByDictionaryLiteral {
-    init(dictionaryLiteral elements: (Key, Value)...) {
+    @inlinable public init(dictionaryLiteral elements: (Key, Value)...) {
         self.init()
         for (k, v) in elements {
             precondition(self[k] == nil, "duplicate key \(k) in a table literal")
@@ -254,7 +271,7 @@ extension IntKeyedTable: Sendable where Value: Sendable {}
 
 /// Equal when they hold the same keys with equal values (slot order does not matter).
 extension IntKeyedTable: Equatable where Value: Equatable {
-    static func == (a: IntKeyedTable, b: IntKeyedTable) -> Bool {
+    @inlinable public static func == (a: IntKeyedTable, b: IntKeyedTable) -> Bool {
         guard a.count == b.count else { return false }
         for (k, v) in a {
             guard let w = b[k], w == v else { return false }
@@ -265,7 +282,7 @@ extension IntKeyedTable: Equatable where Value: Equatable {
 
 extension IntKeyedTable: Hashable where Value: Hashable {
     /// Order-independent: the sum of the entries' own hashes.
-    func hash(into hasher: inout Hasher) {
+    @inlinable public func hash(into hasher: inout Hasher) {
         var sum = 0
         for (k, v) in self {
             var h = Hasher()
