@@ -85,7 +85,7 @@ public enum Effect: Sendable, Hashable {
     case submitStore(StoreTag, device: String, StoreOperation)
     case persist(PersistTag, device: String, PersistRecord)
     /// Write fresh metadata for a new store (`create_store`, `add_store mode=replace`).
-    case formatStore(PersistTag, device: String, DurablePoolState)
+    indirect case formatStore(PersistTag, device: String, DurablePoolState)
     /// Wipe the metadata of a store (`delete_store`).
     case wipeStore(PersistTag, device: String)
     case completeBlockIO(BlockIOTag, BlockIOResult)

@@ -81,8 +81,8 @@ extension Node {
         precondition(piggyback.count <= Limits.maxLegs, "more failed members than legs")
         for m in piggyback { clientPools[p].markDirty(m, chunk: unit.chunk, at: now) }
         if !piggyback.isEmpty { emit(.probe(.piggybackedFailedMember)) }
-        unit.waitingOn = targets
-        unit.piggybacked = piggyback
+        unit.waitingOn = MemberList(targets)
+        unit.piggybacked = MemberList(piggyback)
         let (offsetBytes, lengthBytes, data, slot) = (unit.offsetBytes, unit.lengthBytes, unit.data, unit.slot)
         clientPools[p].units[id] = consume unit
         let version = clientPools[p].mapVersion
@@ -163,10 +163,10 @@ extension Node {
         }
         guard !survivors.isEmpty else { return finishUnit(p, id, .failed(.EIO)) }
         clientPools[p].units[id]!.inMapAddPhase = true
-        clientPools[p].units[id]!.mapAddWaitingOn = survivors
+        clientPools[p].units[id]!.mapAddWaitingOn = MemberList(survivors)
         for m in survivors {
             let leg = clientPools[p].legs[clientPools[p].legIndex(member: m)!]
-            sendRequest(.mapAdd(chunk: unit.chunk, failedMembers: unit.failed, mapVersion: clientPools[p].mapVersion),
+            sendRequest(.mapAdd(chunk: unit.chunk, failedMembers: Array(unit.failed), mapVersion: clientPools[p].mapVersion),
                         pool: clientPools[p].name, to: leg.address, kind: .mapAddLeg(unit: id, member: m))
         }
     }

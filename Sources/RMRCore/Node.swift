@@ -167,9 +167,23 @@ public struct Node: Sendable {
 
     /// The single entry point: one input, at one time, returns the effects in order.
     public mutating func apply(_ input: Input, at time: Instant) -> [Effect] {
+        var out: [Effect] = []
+        apply(input, at: time, into: &out)
+        return out
+    }
+
+    /// `apply(_:at:)` with the effects written into the caller's buffer `out` (emptied first,
+    /// its capacity kept). The buffer is the caller's alone afterwards, so a driver that keeps
+    /// one buffer allocates nothing per input and may move the effects out of it.
+    /// (Between inputs `effects` is an empty array that owns no storage: the caller's buffer is
+    /// swapped in for the step and out again, so nothing is emptied twice.)
+    public mutating func apply(_ input: Input, at time: Instant, into out: inout [Effect]) {
         precondition(time >= now, "time went backwards: \(time) < \(now)")
+        precondition(effects.isEmpty, "effects left over from an earlier step")
         now = time
-        effects.removeAll(keepingCapacity: true)
+        if !out.isEmpty { out.removeAll(keepingCapacity: true) }
+        swap(&effects, &out)
+        defer { swap(&effects, &out) }
         switch input {
         case .admin(let command, let token, let probe):
             causeKind = .admin(command.name)
@@ -204,17 +218,6 @@ public struct Node: Sendable {
             handleTimers()
         }
         checkInvariants()
-        return effects
-    }
-
-    /// `apply(_:at:)` with the effects written into the caller's buffer `out` (emptied first,
-    /// its capacity kept). The buffer is the caller's alone afterwards, so a driver that keeps
-    /// one buffer allocates nothing per input and may move the effects out of it.
-    public mutating func apply(_ input: Input, at time: Instant, into out: inout [Effect]) {
-        out.removeAll(keepingCapacity: true)
-        swap(&effects, &out)
-        _ = apply(input, at: time)
-        swap(&effects, &out)
     }
 
     public var nextDeadline: Instant? {

@@ -2,14 +2,14 @@
 //
 // Two events at the same instant pop in the order they were pushed (the sequence number is a
 // global counter), so a run never depends on how the heap happens to break ties. Payloads live
-// in a slot array beside the heap; the heap itself moves only 24-byte keys.
+// in raw slot storage beside the heap; the heap itself moves only 24-byte keys.
 //
 // Events pushed for the instant of the last pop (a delivery "now": block IO, a workload's next
 // issue, a link coming up) skip the heap: they go to a FIFO lane, which stays sorted by
 // (time, sequence) because both only grow. A pop takes the smaller of the heap's top and the
 // lane's head, so the order is exactly the heap-only order.
 
-public struct EventQueue<Payload> {
+public struct EventQueue<Payload>: ~Copyable {
     struct Key {
         var time: UInt64
         var seq: UInt64
@@ -20,17 +20,34 @@ public struct EventQueue<Payload> {
     }
 
     private var heap: [Key] = []
-    private var slots: [Payload?] = []
-    private var freeSlots: [Int] = []
     /// Same-instant events, oldest first, from `laneHead` on.
-    private var lane: [(time: UInt64, seq: UInt64, payload: Payload?)] = []
+    private var lane: [Key] = []
     private var laneHead = 0
+    /// Payloads by slot, in raw storage: a slot is initialized exactly while a key in the heap
+    /// or the live part of the lane names it. (Raw storage rather than `[Payload?]`: storing
+    /// into and taking out of an optional slot destroys the old value through Optional's generic
+    /// value witness, about 70 instructions per event for a large enum.) Noncopyable, so the
+    /// storage has one owner, which releases it.
+    private var payloads: UnsafeMutablePointer<Payload>
+    private var capacity: Int
+    /// Slots handed out so far; slots below it not in use are in `freeSlots`.
+    private var slotsUsed = 0
+    private var freeSlots: [Int] = []
     /// Time of the last pop: a push at this time goes to the lane.
     private var lastPopTime: UInt64 = 0
     /// The sequence number the next push receives.
     public private(set) var nextSequence: UInt64 = 0
 
-    public init() {}
+    public init() {
+        capacity = 64
+        payloads = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        for k in heap { (payloads + k.slot).deinitialize(count: 1) }
+        for i in laneHead..<lane.count { (payloads + lane[i].slot).deinitialize(count: 1) }
+        payloads.deallocate()
+    }
 
     public var count: Int { heap.count + lane.count - laneHead }
     public var isEmpty: Bool { heap.isEmpty && laneHead == lane.count }
@@ -44,27 +61,49 @@ public struct EventQueue<Payload> {
         return heap.first?.time
     }
 
+    /// A free slot holding `payload`.
+    @inline(__always)
+    private mutating func store(_ payload: consuming Payload) -> Int {
+        let slot: Int
+        if let s = freeSlots.popLast() {
+            slot = s
+        } else {
+            if slotsUsed == capacity {
+                let bigger = UnsafeMutablePointer<Payload>.allocate(capacity: capacity * 2)
+                // Every slot below `slotsUsed` is either live or free (uninitialized): moving all of
+                // them as raw memory keeps both kinds as they were.
+                UnsafeMutableRawPointer(bigger).copyMemory(from: UnsafeRawPointer(payloads),
+                                                           byteCount: capacity * MemoryLayout<Payload>.stride)
+                payloads.deallocate()
+                payloads = bigger
+                capacity *= 2
+            }
+            slot = slotsUsed
+            slotsUsed += 1
+        }
+        (payloads + slot).initialize(to: payload)
+        return slot
+    }
+
+    /// The payload of `slot`, moved out; the slot becomes free.
+    @inline(__always)
+    private mutating func take(_ slot: Int) -> Payload {
+        freeSlots.append(slot)
+        return (payloads + slot).move()
+    }
+
     /// Adds `payload` at `time`; returns its sequence number.
     @discardableResult
     public mutating func push(at time: UInt64, _ payload: consuming Payload) -> UInt64 {
+        let seq = nextSequence
+        nextSequence += 1
+        let slot = store(payload)
         // (A caller that pushes into the past can pop an earlier time; the lane then takes
         // only what keeps it sorted.)
         if time == lastPopTime && (laneHead == lane.count || lane[lane.count - 1].time <= time) {
-            let seq = nextSequence
-            nextSequence += 1
-            lane.append((time, seq, payload))
+            lane.append(Key(time: time, seq: seq, slot: slot))
             return seq
         }
-        let slot: Int
-        if let s = freeSlots.popLast() {
-            slots[s] = payload
-            slot = s
-        } else {
-            slot = slots.count
-            slots.append(payload)
-        }
-        let seq = nextSequence
-        nextSequence += 1
         heap.append(Key(time: time, seq: seq, slot: slot))
         siftUp(heap.count - 1)
         return seq
@@ -73,9 +112,8 @@ public struct EventQueue<Payload> {
     /// Removes and returns the earliest event (lowest time, then lowest sequence number).
     public mutating func pop() -> (time: UInt64, seq: UInt64, payload: Payload)? {
         if laneHead < lane.count {
-            let (t, seq) = (lane[laneHead].time, lane[laneHead].seq)
-            if heap.isEmpty || !Key.before(heap[0], Key(time: t, seq: seq, slot: 0)) {
-                let payload = lane[laneHead].payload.take()!
+            let head = lane[laneHead]
+            if heap.isEmpty || !Key.before(heap[0], head) {
                 laneHead += 1
                 if laneHead == lane.count {
                     lane.removeAll(keepingCapacity: true)
@@ -84,8 +122,8 @@ public struct EventQueue<Payload> {
                     lane.removeFirst(laneHead)
                     laneHead = 0
                 }
-                lastPopTime = t
-                return (t, seq, payload)
+                lastPopTime = head.time
+                return (head.time, head.seq, take(head.slot))
             }
         }
         guard let top = heap.first else { return nil }
@@ -94,28 +132,27 @@ public struct EventQueue<Payload> {
             heap[0] = last
             siftDown(0)
         }
-        let payload = slots[top.slot].take()!
-        freeSlots.append(top.slot)
         lastPopTime = top.time
-        return (top.time, top.seq, payload)
+        return (top.time, top.seq, take(top.slot))
     }
 
     /// The pending events whose payload matches, in pop order (time, then sequence number).
     /// Leaves the queue unchanged.
     public func pending(where matches: (Payload) -> Bool) -> [(time: UInt64, seq: UInt64, payload: Payload)] {
         var out: [(time: UInt64, seq: UInt64, payload: Payload)] = []
-        for k in heap { if let p = slots[k.slot], matches(p) { out.append((k.time, k.seq, p)) } }
-        for e in lane[laneHead...] { if let p = e.payload, matches(p) { out.append((e.time, e.seq, p)) } }
+        for k in heap + lane[laneHead...] where matches(payloads[k.slot]) { out.append((k.time, k.seq, payloads[k.slot])) }
         out.sort { $0.time != $1.time ? $0.time < $1.time : $0.seq < $1.seq }
         return out
     }
 
     public mutating func removeAll() {
+        for k in heap { (payloads + k.slot).deinitialize(count: 1) }
+        for i in laneHead..<lane.count { (payloads + lane[i].slot).deinitialize(count: 1) }
         heap.removeAll()
-        slots.removeAll()
-        freeSlots.removeAll()
         lane.removeAll()
         laneHead = 0
+        freeSlots.removeAll()
+        slotsUsed = 0
     }
 
     // A 4-ary heap: half the levels of a binary one, and the four children of a node are

@@ -467,7 +467,7 @@ struct TraceHasher: TextSink {
     }
 }
 
-/// The cache of `TraceHasher.put(_:)` and `data(_:)`: 64 direct-mapped slots of (raw bits,
+/// The cache of `TraceHasher.put(_:)` and `data(_:)`: 64 two-way slots of (raw bits,
 /// fold) for strings and as many for data buffers, and the values themselves, which keeps
 /// their storage alive. Equal raw bits mean equal content: a small string holds its bytes
 /// inline; a large string's storage is immutable; a buffer held here is shared, so writing to
@@ -497,19 +497,38 @@ final class FoldCache {
 
     // All-zero slots never match: no String is all zero bits, and a buffer of 512 bytes or
     // more has a base address.
+    //
+    // Two-way: a value is found in its slot or in the slot's neighbour (`^ 1`). An insert
+    // moves the slot's entry to the neighbour first, so two values that map to one slot and
+    // alternate (two host addresses, say) both stay cached instead of evicting each other on
+    // every record.
     @inline(__always) private func find(_ r: (UInt64, UInt64), data: Bool) -> UInt64? {
-        let p = bits + 3 * FoldCache.slot(r, data: data)
-        return p[0] == r.0 && p[1] == r.1 ? p[2] : nil
-    }
-    private func store(_ r: (UInt64, UInt64), data: Bool, _ fold: UInt64) -> Int {
         let i = FoldCache.slot(r, data: data)
         let p = bits + 3 * i
+        if p[0] == r.0 && p[1] == r.1 { return p[2] }
+        let q = bits + 3 * (i ^ 1)
+        return q[0] == r.0 && q[1] == r.1 ? q[2] : nil
+    }
+    /// Stores the fold in the value's slot (its old entry moves to the neighbour); returns
+    /// the slot, and the kept values move the same way (`insert`).
+    private func store(_ r: (UInt64, UInt64), data: Bool, _ fold: UInt64) -> Int {
+        let i = FoldCache.slot(r, data: data)
+        let p = bits + 3 * i, q = bits + 3 * (i ^ 1)
+        q[0] = p[0]; q[1] = p[1]; q[2] = p[2]
         p[0] = r.0; p[1] = r.1; p[2] = fold
         return i
     }
 
     @inline(__always) func lookup(_ s: String) -> UInt64? { find(FoldCache.raw(s), data: false) }
-    func insert(_ s: String, _ fold: UInt64) { keptStrings[store(FoldCache.raw(s), data: false, fold)] = s }
+    func insert(_ s: String, _ fold: UInt64) {
+        let i = store(FoldCache.raw(s), data: false, fold)
+        keptStrings[i ^ 1] = keptStrings[i]
+        keptStrings[i] = s
+    }
     @inline(__always) func lookup(_ d: [UInt8]) -> UInt64? { find(FoldCache.raw(d), data: true) }
-    func insert(_ d: [UInt8], _ fold: UInt64) { keptData[store(FoldCache.raw(d), data: true, fold) - FoldCache.slots] = d }
+    func insert(_ d: [UInt8], _ fold: UInt64) {
+        let i = store(FoldCache.raw(d), data: true, fold) - FoldCache.slots
+        keptData[i ^ 1] = keptData[i]
+        keptData[i] = d
+    }
 }

@@ -61,6 +61,7 @@ private func measuredRun(_ w: World, virtualNanos: UInt64) {
 
 /// `--divide N`: run 1/N of the virtual seconds (short runs under valgrind).
 nonisolated(unsafe) private var virtualDivisor: UInt64 = 1
+nonisolated(unsafe) private var benchSizeBytes: UInt64 = 100 << 20
 
 private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool) -> (events: UInt64, wall: Double, ios: UInt64, cpu: Double)? {
     guard let r = bringUp(hashing: hashing, verify: verify) else { return nil }
@@ -69,11 +70,12 @@ private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool
     spec.pattern = .randwrite
     spec.blockBytes = 4096
     spec.iodepth = 32
-    spec.sizeBytes = 100 << 20
+    spec.sizeBytes = benchSizeBytes
     let load = w.startWorkload(spec)
     let e0 = w.coreEvents, t0 = wallNanos(), c0 = cpuNanos()
     measuredRun(w, virtualNanos: virtualSeconds * 1_000_000_000 / virtualDivisor)
     let t1 = wallNanos(), c1 = cpuNanos()
+    print("  (agenda: \(w.pendingEventCount) events pending at the end)")
     if let f = w.failure { print("  run failed: \(f.message)"); return nil }
     return (w.coreEvents - e0, Double(t1 - t0) / 1e9, load.completed, Double(c1 - c0) / 1e9)
 }
@@ -81,6 +83,7 @@ private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool
 func runSimBench(_ args: [String]) {
     var seconds: UInt64 = 2
     if let i = args.firstIndex(of: "--seconds"), i + 1 < args.count, let s = UInt64(args[i + 1]) { seconds = s }
+    if let i = args.firstIndex(of: "--size-mib"), i + 1 < args.count, let s = UInt64(args[i + 1]) { benchSizeBytes = s << 20 }
     if let i = args.firstIndex(of: "--divide"), i + 1 < args.count, let d = UInt64(args[i + 1]), d > 0 { virtualDivisor = d }
     // --only a|b|a0|a2 (a0: only trace hash and verify on; a2: only both off) for profiling one part.
     var only = ""
@@ -124,4 +127,10 @@ func runSimBench(_ args: [String]) {
     print("(b) \(path) (\(r2.passed ? "passed" : "FAILED")): \(formatTime(r2.virtualNanos)) virtual in "
           + "\(fmt(wall2, 2)) s wall = \(fmt(ratio2, 0))x, \(r2.coreEvents) core events, \(r2.writesAcknowledged) writes "
           + "(target >= 1000x: \(ratio2 >= 1000 ? "met" : "NOT met")); \(fmt(Double(r2.virtualNanos) / 1e9 / cpu2, 0))x per CPU s")
+}
+
+func printLayouts() {
+    func p<T>(_ t: T.Type) { print(t, MemoryLayout<T>.size) }
+    p(Input.self); p(Effect.self); p(Message.self); p(Request.self); p(Response.self); p(AdminCommand.self); p(DeviceProbe?.self); p(HostAddress.self)
+    p(BlockRequest.self); p(PersistRecord.self); p(DurablePoolState.self); p(Transition.self); p(Rejection.self); p(AdminResult.self); p(IgnoreReason.self); p(StoreOperation.self); p(BlockIOResult.self)
 }

@@ -2,6 +2,15 @@ import Testing
 import RMRCore
 @testable import RMRSim
 
+/// A payload that counts live instances (only `payloadsAreReleasedOnceWhateverHappensToThem`
+/// makes them).
+private final class Token {
+    nonisolated(unsafe) static var alive = 0
+    let id: Int
+    init(_ id: Int) { self.id = id; Token.alive += 1 }
+    deinit { Token.alive -= 1 }
+}
+
 @Suite struct EventQueueTests {
     @Test func popsInTimeOrder() {
         var q = EventQueue<Int>()
@@ -15,7 +24,34 @@ import RMRCore
             popped.append(e.payload)
         }
         #expect(popped.count == times.count)
-        #expect(q.isEmpty)
+        #expect(q.isEmpty == true)
+    }
+
+    /// Payloads live in raw storage: each one is released exactly once, whether it is popped,
+    /// dropped by `removeAll`, or still queued when the queue goes away; slots are reused.
+    @Test func payloadsAreReleasedOnceWhateverHappensToThem() {
+        do {
+            var q = EventQueue<Token>()
+            for i in 0..<300 { q.push(at: UInt64(i % 7), Token(i)) }  // grows the slot storage
+            #expect(Token.alive == 300)
+            var popped: [Int] = []
+            for _ in 0..<100 { popped.append(q.pop()!.payload.id) }
+            #expect(Token.alive == 200, "a popped payload belongs to the caller, who dropped it")
+            for i in 300..<350 { q.push(at: 3, Token(i)) }  // reuses freed slots
+            #expect(Token.alive == 250)
+            // Same instant as the last pop: these go to the lane.
+            let now = q.earliestTime!
+            _ = q.pop()
+            for i in 350..<360 { q.push(at: now, Token(i)) }
+            #expect(Token.alive == 259)
+            q.removeAll()
+            #expect(Token.alive == 0)
+            #expect(q.pop() == nil)
+            for i in 0..<40 { q.push(at: UInt64(i), Token(i)) }
+            #expect(Token.alive == 40)
+            #expect(q.pop()!.payload.id == 0)
+        }
+        #expect(Token.alive == 0, "the queue's deinit releases what is still queued")
     }
 
     @Test func tiesBreakInPushOrder() {

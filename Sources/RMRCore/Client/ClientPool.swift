@@ -42,17 +42,17 @@ struct IOUnit: Sendable, Hashable {
     let chunk: ChunkIndex
     var slot: UInt32 = 0
     /// Legs a data request is outstanding on.
-    var waitingOn: [MemberID] = []
-    var succeeded: [MemberID] = []
-    var failed: [MemberID] = []
+    var waitingOn: MemberList = []
+    var succeeded: MemberList = []
+    var failed: MemberList = []
     /// Members piggybacked as failed on this write.
-    var piggybacked: [MemberID] = []
+    var piggybacked: MemberList = []
     /// MAP_ADD phase: legs still to answer, and whether one succeeded.
-    var mapAddWaitingOn: [MemberID] = []
+    var mapAddWaitingOn: MemberList = []
     var mapAddSucceeded = false
     var inMapAddPhase = false
     /// Reads: legs already tried, and the first error seen.
-    var tried: [MemberID] = []
+    var tried: MemberList = []
     var firstError: Errno?
 }
 
