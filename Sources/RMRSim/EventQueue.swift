@@ -11,12 +11,17 @@
 
 public struct EventQueue<Payload>: ~Copyable {
     struct Key {
-        var time: UInt64
-        var seq: UInt64
+        /// (time, sequence number) as one 128-bit number: the order of events is the order of
+        /// ranks, compared without branches (a heap's comparisons are unpredictable).
+        var rank: UInt128
         var slot: Int
-        @inline(__always) static func before(_ a: Key, _ b: Key) -> Bool {
-            a.time < b.time || (a.time == b.time && a.seq < b.seq)
+        init(time: UInt64, seq: UInt64, slot: Int) {
+            rank = UInt128(time) << 64 | UInt128(seq)
+            self.slot = slot
         }
+        var time: UInt64 { UInt64(truncatingIfNeeded: rank >> 64) }
+        var seq: UInt64 { UInt64(truncatingIfNeeded: rank) }
+        @inline(__always) static func before(_ a: Key, _ b: Key) -> Bool { a.rank < b.rank }
     }
 
     private var heap: [Key] = []
@@ -183,14 +188,19 @@ public struct EventQueue<Payload>: ~Copyable {
             while true {
                 let first = 4 * i + 1
                 if first >= n { break }
+                // The smallest of up to four children, selected without branches.
                 var child = first
-                let end = min(first + 4, n)
+                var best = h[first].rank
                 var c = first + 1
+                let end = min(first + 4, n)
                 while c < end {
-                    if Key.before(h[c], h[child]) { child = c }
+                    let r = h[c].rank
+                    let smaller = r < best
+                    best = smaller ? r : best
+                    child = smaller ? c : child
                     c += 1
                 }
-                if Key.before(h[child], key) {
+                if best < key.rank {
                     h[i] = h[child]
                     i = child
                 } else {

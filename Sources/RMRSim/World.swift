@@ -189,8 +189,6 @@ public final class World {
     // MARK: - The agenda
 
     func schedule(_ at: UInt64, _ e: consuming SimEvent) { queue.push(at: max(at, now), e) }
-    /// Events on the agenda (stale timers and lost messages included).
-    public var pendingEventCount: Int { queue.count }
 
     func deliver(_ h: Int, _ input: Input, at t: UInt64? = nil) {
         schedule(t ?? now, .input(host: h, incarnation: hosts[h].incarnation, input))

@@ -11,7 +11,8 @@ import RMRSim
 //       during writes, resync, compute-client crash, reassembly; 4000 IOPS throughout), and of
 //       Simulations/bench/recovery-heavy.scenario (5 minutes of crashes, link failures and
 //       resyncs, 200-400 IOPS bursts with idle phases), target >= 1000x.
-// --only a|a0|b, --divide N (1/N of the virtual time; for valgrind --toggle-collect='*measuredRun*').
+// --only a|a0|a1|a2|a3|b, --divide N (1/N of the virtual time; for valgrind --toggle-collect='*measuredRun*'),
+// --size-mib N: the random writes' span for (a) (default 100: the demo's whole 100 MiB device).
 
 private func wallNanos() -> UInt64 {
     var ts = timespec()
@@ -63,19 +64,18 @@ private func measuredRun(_ w: World, virtualNanos: UInt64) {
 nonisolated(unsafe) private var virtualDivisor: UInt64 = 1
 nonisolated(unsafe) private var benchSizeBytes: UInt64 = 100 << 20
 
-private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool) -> (events: UInt64, wall: Double, ios: UInt64, cpu: Double)? {
+private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool, spanBytes: UInt64) -> (events: UInt64, wall: Double, ios: UInt64, cpu: Double)? {
     guard let r = bringUp(hashing: hashing, verify: verify) else { return nil }
     let w = r.world
     var spec = WorkloadSpec(name: "bench", host: "pserver", device: "brmr0")
     spec.pattern = .randwrite
     spec.blockBytes = 4096
     spec.iodepth = 32
-    spec.sizeBytes = benchSizeBytes
+    spec.sizeBytes = spanBytes
     let load = w.startWorkload(spec)
     let e0 = w.coreEvents, t0 = wallNanos(), c0 = cpuNanos()
     measuredRun(w, virtualNanos: virtualSeconds * 1_000_000_000 / virtualDivisor)
     let t1 = wallNanos(), c1 = cpuNanos()
-    print("  (agenda: \(w.pendingEventCount) events pending at the end)")
     if let f = w.failure { print("  run failed: \(f.message)"); return nil }
     return (w.coreEvents - e0, Double(t1 - t0) / 1e9, load.completed, Double(c1 - c0) / 1e9)
 }
@@ -90,14 +90,17 @@ func runSimBench(_ args: [String]) {
     if let i = args.firstIndex(of: "--only"), i + 1 < args.count { only = args[i + 1] }
     print("rmr-bench sim: one core, release build recommended (swift build -c release)")
 
-    let cases: [(Bool, Bool)] = only == "b" ? [] : only == "a0" ? [(true, true)] : only == "a2" ? [(false, false)] : only == "a1" ? [(false, true)] : [(true, true), (false, true), (false, false)]
-    for (hashing, verify) in cases {
-        guard let (events, wall, ios, cpu) = eventsPerSecond(virtualSeconds: seconds, hashing: hashing, verify: verify) else {
+    // (trace hash, core verify, span of the random writes). The last case is the demo's own fio
+    // job span (--size=25M): a working set that stays in cache, for comparison.
+    let all: [(Bool, Bool, UInt64)] = [(true, true, benchSizeBytes), (false, true, benchSizeBytes), (false, false, benchSizeBytes), (true, true, 25 << 20)]
+    let cases = only == "b" ? [] : only == "a0" ? [all[0]] : only == "a1" ? [all[1]] : only == "a2" ? [all[2]] : only == "a3" ? [all[3]] : all
+    for (hashing, verify, span) in cases {
+        guard let (events, wall, ios, cpu) = eventsPerSecond(virtualSeconds: seconds, hashing: hashing, verify: verify, spanBytes: span) else {
             print("(a) could not bring up the demo cluster")
             return
         }
         let rate = Double(events) / wall
-        print("(a) 4 KiB randwrite iodepth 32, \(seconds) s virtual, trace hash \(hashing ? "on " : "off"), core verify \(verify ? "on " : "off"): "
+        print("(a) 4 KiB randwrite iodepth 32 over \(span >> 20) MiB, \(seconds) s virtual, trace hash \(hashing ? "on " : "off"), core verify \(verify ? "on " : "off"): "
               + "\(events) core events, \(ios) IOs in \(fmt(wall, 2)) s wall = \(fmt(rate, 0)) events/s "
               + "(target >= 1000000/s: \(rate >= 1_000_000 ? "met" : "NOT met")); \(fmt(Double(events) / cpu, 0)) events/CPU s")
     }
@@ -127,10 +130,4 @@ func runSimBench(_ args: [String]) {
     print("(b) \(path) (\(r2.passed ? "passed" : "FAILED")): \(formatTime(r2.virtualNanos)) virtual in "
           + "\(fmt(wall2, 2)) s wall = \(fmt(ratio2, 0))x, \(r2.coreEvents) core events, \(r2.writesAcknowledged) writes "
           + "(target >= 1000x: \(ratio2 >= 1000 ? "met" : "NOT met")); \(fmt(Double(r2.virtualNanos) / 1e9 / cpu2, 0))x per CPU s")
-}
-
-func printLayouts() {
-    func p<T>(_ t: T.Type) { print(t, MemoryLayout<T>.size) }
-    p(Input.self); p(Effect.self); p(Message.self); p(Request.self); p(Response.self); p(AdminCommand.self); p(DeviceProbe?.self); p(HostAddress.self)
-    p(BlockRequest.self); p(PersistRecord.self); p(DurablePoolState.self); p(Transition.self); p(Rejection.self); p(AdminResult.self); p(IgnoreReason.self); p(StoreOperation.self); p(BlockIOResult.self)
 }

@@ -7,7 +7,6 @@ switch arguments.first {
 case "map": runMapBench(Array(arguments.dropFirst()))
 case "store": runStoreBench(Array(arguments.dropFirst()))
 case "sim": runSimBench(Array(arguments.dropFirst()))
-case "layouts": printLayouts()
 default:
     print("usage: rmr-bench map|store|sim [options]")
 }
