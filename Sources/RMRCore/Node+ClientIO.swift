@@ -81,16 +81,17 @@ extension Node {
         precondition(piggyback.count <= Limits.maxLegs, "more failed members than legs")
         for m in piggyback { clientPools[p].markDirty(m, chunk: unit.chunk, at: now) }
         if !piggyback.isEmpty { emit(.probe(.piggybackedFailedMember)) }
-        unit.waitingOn = MemberList(targets)
-        unit.piggybacked = MemberList(piggyback)
+        unit.waitingOn = targets
+        unit.piggybacked = piggyback
         let (offsetBytes, lengthBytes, data, slot) = (unit.offsetBytes, unit.lengthBytes, unit.data, unit.slot)
         clientPools[p].units[id] = consume unit
         let version = clientPools[p].mapVersion
         let name = clientPools[p].name
+        let failedMembers = Array(piggyback)  // (empty: no allocation)
         for m in targets {
             let address = clientPools[p].legs[clientPools[p].legIndex(member: m)!].address
             let io = IORequest(op: .write, offsetBytes: offsetBytes, lengthBytes: lengthBytes, data: data,
-                               slot: slot, mapVersion: version, failedMembers: piggyback, target: m)
+                               slot: slot, mapVersion: version, failedMembers: failedMembers, target: m)
             sendRequest(.io(io), pool: name, to: address, kind: .ioLeg(unit: id, member: m))
         }
     }

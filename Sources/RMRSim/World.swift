@@ -137,6 +137,10 @@ public final class World {
     public var timeline: TimelineRecorder?
     /// Fuzzer checkers: sees every effect before the world performs it (nil: no cost).
     public var effectHook: ((World, Int, Effect) -> Void)?
+    /// Every input given to a node, in order, with its host index and time; nil (the default)
+    /// keeps none. `rmr-bench sim` replays it into copies of the nodes: the core alone, side
+    /// by side with the simulator.
+    public var inputLog: [(host: Int, time: UInt64, input: Input)]?
     /// Hosts armed by `crash HOST during sync|write`, with what they wait for.
     var crashTriggers: [(host: Int, on: CrashTrigger)] = []
     /// Crashes that `crash HOST during sync` placed inside a chunk-sync write (not at its timeout).
@@ -320,6 +324,7 @@ public final class World {
     /// Applies one input to a node and performs its effects in order.
     func apply(_ h: Int, _ input: consuming Input) {
         let host = hosts[h]
+        if inputLog != nil { inputLog!.append((h, now, input)) }
         trace.applyingInput(now, host.name, input)
         // The node writes into the world's effect buffer (taken, so a nested apply would find
         // it empty), and each effect is moved out of it to be performed: no copy per effect.

@@ -80,6 +80,31 @@ private func eventsPerSecond(virtualSeconds: UInt64, hashing: Bool, verify: Bool
     return (w.coreEvents - e0, Double(t1 - t0) / 1e9, load.completed, Double(c1 - c0) / 1e9)
 }
 
+/// The side-by-side baseline of (a): the core alone. A run like (a)'s (trace hash off, verify
+/// on) records every input; copies of the nodes taken at its start are then fed the same inputs,
+/// in order, at the same times, with no world, no trace and no effects performed. (A shorter
+/// run: the log keeps every write's data alive.)
+private func coreAlone(virtualNanos: UInt64, spanBytes: UInt64) -> (events: Int, cpu: Double)? {
+    guard let r = bringUp(hashing: false, verify: true) else { return nil }
+    let w = r.world
+    var spec = WorkloadSpec(name: "bench", host: "pserver", device: "brmr0")
+    spec.pattern = .randwrite
+    spec.blockBytes = 4096
+    spec.iodepth = 32
+    spec.sizeBytes = spanBytes
+    _ = w.startWorkload(spec)
+    var nodes = w.hosts.map(\.node)
+    w.inputLog = []
+    w.run(until: w.now + virtualNanos)
+    guard w.failure == nil, let log = w.inputLog else { return nil }
+    w.inputLog = nil
+    var effects: [Effect] = []
+    let c0 = cpuNanos()
+    for e in log { nodes[e.host]!.apply(e.input, at: Instant(nanos: e.time), into: &effects) }
+    let c1 = cpuNanos()
+    return (log.count, Double(c1 - c0) / 1e9)
+}
+
 func runSimBench(_ args: [String]) {
     var seconds: UInt64 = 2
     if let i = args.firstIndex(of: "--seconds"), i + 1 < args.count, let s = UInt64(args[i + 1]) { seconds = s }
@@ -94,17 +119,29 @@ func runSimBench(_ args: [String]) {
     // job span (--size=25M): a working set that stays in cache, for comparison.
     let all: [(Bool, Bool, UInt64)] = [(true, true, benchSizeBytes), (false, true, benchSizeBytes), (false, false, benchSizeBytes), (true, true, 25 << 20)]
     let cases = only == "b" ? [] : only == "a0" ? [all[0]] : only == "a1" ? [all[1]] : only == "a2" ? [all[2]] : only == "a3" ? [all[3]] : all
+    var firstRate: Double?
     for (hashing, verify, span) in cases {
         guard let (events, wall, ios, cpu) = eventsPerSecond(virtualSeconds: seconds, hashing: hashing, verify: verify, spanBytes: span) else {
             print("(a) could not bring up the demo cluster")
             return
         }
         let rate = Double(events) / wall
+        if firstRate == nil { firstRate = Double(events) / cpu }
         print("(a) 4 KiB randwrite iodepth 32 over \(span >> 20) MiB, \(seconds) s virtual, trace hash \(hashing ? "on " : "off"), core verify \(verify ? "on " : "off"): "
               + "\(events) core events, \(ios) IOs in \(fmt(wall, 2)) s wall = \(fmt(rate, 0)) events/s "
               + "(target >= 1000000/s: \(rate >= 1_000_000 ? "met" : "NOT met")); \(fmt(Double(events) / cpu, 0)) events/CPU s")
     }
 
+    if only == "" || only == "a" {
+        // Side by side: the simulator's rate (hash on, verify on, measured above) against the core
+        // alone on the same kind of input stream.
+        if let (events, cpu) = coreAlone(virtualNanos: 250_000_000 / virtualDivisor, spanBytes: benchSizeBytes), let sim = firstRate {
+            let rate = Double(events) / cpu
+            print("(a) baseline, side by side: the core alone fed the recorded inputs of a 0.25 s run (no world, trace or effects): "
+                  + "\(events) core events, \(fmt(rate, 0)) events/CPU s; the simulator (hash on, verify on) runs at "
+                  + "\(fmt(sim / rate, 2))x the core alone")
+        }
+    }
     if only.hasPrefix("a") { return }
     guard case .success(let demo) = Scenario.parse(text: demoScenarioText, file: "demo") else { return }
     let t0 = wallNanos(), c0 = cpuNanos()

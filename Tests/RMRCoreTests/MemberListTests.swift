@@ -30,6 +30,21 @@ import Testing
         }
     }
 
+    @Test func insertSortedKeepsAscendingOrder() {
+        var state: UInt64 = 7
+        for _ in 0..<500 {
+            var list = MemberList()
+            var model: [MemberID] = []
+            for _ in 0..<MemberList.capacity {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let m = MemberID(truncatingIfNeeded: state >> 56)
+                list.insertSorted(m)
+                model.append(m)
+                #expect(Array(list) == model.sorted())
+            }
+        }
+    }
+
     @Test func literalsAndFullLists() {
         let l: MemberList = [43, 0, 255]
         #expect(Array(l) == [43, 0, 255])

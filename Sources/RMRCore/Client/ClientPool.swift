@@ -150,31 +150,34 @@ struct ClientPool: Sendable {
     var nonSyncNormalCount: Int { legs.filter { !$0.isSync && $0.state == .normal }.count }
 
     /// Legs a new write goes to: NORMAL and not in maintenance, in member order.
-    var writeTargets: [MemberID] { ClientPool.writeTargets(legs) }
+    var writeTargets: MemberList { ClientPool.writeTargets(legs) }
 
-    static func writeTargets(_ legs: [Leg]) -> [MemberID] {
-        var out: [MemberID] = []
-        for l in legs where l.state == .normal && !l.maintenance && l.member != 0 {
-            if out.isEmpty { out.reserveCapacity(legs.count) }
-            out.append(l.member)
-        }
-        if out.count > 1 { out.sort() }
+    static func writeTargets(_ legs: [Leg]) -> MemberList {
+        var out = MemberList()
+        for l in legs where l.state == .normal && !l.maintenance && l.member != 0 { out.insertSorted(l.member) }
         return out
     }
 
     /// Members that must be piggybacked as dirty on a write: every pool member whose leg is
     /// FAILED or RECONNECTING (incl. maintenance), or that has no leg at all (disassembled).
-    var piggybackMembers: [MemberID] { ClientPool.piggybackMembers(members, legs) }
+    var piggybackMembers: MemberList { ClientPool.piggybackMembers(members, legs) }
 
-    static func piggybackMembers(_ members: [MemberID], _ legs: [Leg]) -> [MemberID] {
-        members.filter { m in
-            guard let i = legs.firstIndex(where: { $0.member == m && $0.member != 0 }) else { return true }
-            switch legs[i].state {
-            case .failed, .reconnecting: return true
-            case .normal: return legs[i].maintenance
-            case .created, .removing: return false
+    static func piggybackMembers(_ members: [MemberID], _ legs: [Leg]) -> MemberList {
+        var out = MemberList()
+        for m in members {
+            let piggybacked: Bool
+            if let i = legs.firstIndex(where: { $0.member == m && $0.member != 0 }) {
+                switch legs[i].state {
+                case .failed, .reconnecting: piggybacked = true
+                case .normal: piggybacked = legs[i].maintenance
+                case .created, .removing: piggybacked = false
+                }
+            } else {
+                piggybacked = true
             }
+            if piggybacked { out.append(m) }
         }
+        return out
     }
 
     func mapIndex(_ member: MemberID) -> Int? { mapMembers.firstIndex(of: member) }

@@ -36,6 +36,18 @@ struct MemberList: RandomAccessCollection, ExpressibleByArrayLiteral, Hashable, 
         count += 1
     }
 
+    /// Inserts `m` before the first greater id (a list built only this way is sorted).
+    mutating func insertSorted(_ m: MemberID) {
+        var out = MemberList()
+        var placed = false
+        for x in self {
+            if !placed && m < x { out.append(m); placed = true }
+            out.append(x)
+        }
+        if !placed { out.append(m) }
+        self = out
+    }
+
     /// Removes every id for which `shouldRemove` holds, keeping the order of the rest.
     mutating func removeAll(where shouldRemove: (MemberID) throws -> Bool) rethrows {
         var kept = MemberList()
