@@ -36,6 +36,14 @@
 // no runtime call; `set(contentsOf:)` / `clear(contentsOf:)` are built on it. See
 // `withWriter` for why skipping the per-operation check is sound.
 //
+// Single calls keep `isKnownUniquelyReferenced`. Reading the table's reference-count word
+// inline instead (tried: no call, but no clear gain on set either) is not a sound check: the
+// optimiser does not know such a load observes the count, so it may delay or drop the
+// retain of a second copy of the map past it (copy propagation may sink the copy into the
+// slow path) and the shared table would look unique. Reshaping the single calls like the
+// writer's (one out-of-line slow path merged before the count update) made no measurable
+// difference, so they were left as they are.
+//
 // Invariants (`checkInvariants()`): bits beyond `chunkCount` in the last leaf are zero; a
 // bitmap leaf is never all clean (it is freed when its last dirty chunk is cleared); its
 // count is exact and its summary covers every non-zero word; it may be all dirty (single
