@@ -36,6 +36,14 @@
 // no runtime call; `set(contentsOf:)` / `clear(contentsOf:)` are built on it. See
 // `withWriter` for why skipping the per-operation check is sound.
 //
+// Single calls keep `isKnownUniquelyReferenced`. Reading the table's reference-count word
+// inline instead (tried: no call, but no clear gain on set either) is not a sound check: the
+// optimiser does not know such a load observes the count, so it may delay or drop the
+// retain of a second copy of the map past it (copy propagation may sink the copy into the
+// slow path) and the shared table would look unique. Reshaping the single calls like the
+// writer's (one out-of-line slow path merged before the count update) made no measurable
+// difference, so they were left as they are.
+//
 // Invariants (`checkInvariants()`): bits beyond `chunkCount` in the last leaf are zero; a
 // bitmap leaf is never all clean (it is freed when its last dirty chunk is cleared); its
 // count is exact and its summary covers every non-zero word; it may be all dirty (single
@@ -988,7 +996,6 @@ extension DirtyMap {
         /// held strongly so the pointer stays valid whatever the batch body does.
         @usableFromInline let entries: UnsafeMutablePointer<UInt>
         @usableFromInline let table: DirtyMapTable
-        @usableFromInline let chunkCount: UInt64
         /// Change in dirty chunks so far (two's complement), folded into the map at the end.
         @usableFromInline var delta: UInt64 = 0
 
@@ -996,8 +1003,14 @@ extension DirtyMap {
             precondition(chunkCount <= 1 << 40, "entry(_:) keeps 22 bits of leaf index")
             self.table = table
             self.entries = table.entries
-            self.chunkCount = chunkCount
         }
+
+        /// The map's chunk count, read from the table's header (the same cache line as the
+        /// table's reference count, hot) at each range check rather than kept in the writer: a
+        /// stored copy is one more value live across the slow-path calls of a batch loop, and
+        /// with it LLVM ran out of callee-saved registers and kept the caller's result counter
+        /// in a stack slot (a read-modify-write of memory per operation).
+        @inlinable @inline(__always) var chunkCount: UInt64 { table.head.pointee.chunkCount }
 
         @inlinable @inline(__always)
         public func isDirty(_ c: ChunkIndex) -> Bool {
@@ -1025,21 +1038,41 @@ extension DirtyMap {
         public mutating func set(_ c: ChunkIndex) -> Bool {
             precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)")
             let e = entry(c)
-            var raw = e[0]
-            if _slowPath(raw <= DirtyMap.fullBits) {
-                if raw == DirtyMap.fullBits { return false }
-                raw = Writer.bitmapLeaf(table, c) // a clean leaf, count 0 until the set below
+            let raw = e[0]
+            let added: UInt64
+            if _fastPath(raw > DirtyMap.fullBits) {
+                let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
+                let p = DirtyMapBits.words(raw) + wi
+                let old = p.pointee
+                p.pointee = old | (1 &<< (c & 63))
+                added = (~old &>> (c & 63)) & 1
+                // Count += added, summary bit of the chunk's group (see DirtyMap.set).
+                let group = UInt(truncatingIfNeeded: c &>> DirtyMap.groupShift) | DirtyMap.summaryShift
+                e[1] = (e[1] | (1 &<< group)) &+ UInt(truncatingIfNeeded: added)
+            } else {
+                // The whole set, out of line: nothing of this iteration (c, e) is live across
+                // the call, which leaves the caller's loop enough callee-saved registers for its
+                // own counters (with the old "allocate, then rejoin the fast path" shape, LLVM
+                // kept `delta` and the caller's result count in stack slots: two more
+                // read-modify-writes of memory per set, about a tenth of the batch's time).
+                added = Writer.setInMarker(table, c)
             }
-            let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
-            let p = DirtyMapBits.words(raw) + wi
-            let old = p.pointee
-            p.pointee = old | (1 &<< (c & 63))
-            let added = (~old &>> (c & 63)) & 1
-            // Count += added, summary bit of the chunk's group (see DirtyMap.set).
-            let group = UInt(truncatingIfNeeded: c &>> DirtyMap.groupShift) | DirtyMap.summaryShift
-            e[1] = (e[1] | (1 &<< group)) &+ UInt(truncatingIfNeeded: added)
             delta &+= added
             return added != 0
+        }
+
+        /// `set(c)` where chunk `c`'s leaf entry is a marker: nothing to do (0) for the all-dirty
+        /// marker; for a clean entry, allocates a clean bitmap leaf in the (unique) table, sets
+        /// `c` in it and returns 1. (A count, not a Bool: with a Bool, LLVM threads the caller's
+        /// `? 1 : 0` back into branches on the bit and spills the counters again.)
+        @usableFromInline static func setInMarker(_ table: DirtyMapTable, _ c: ChunkIndex) -> UInt64 {
+            let li = Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)
+            if table.bits(li) == DirtyMap.fullBits { return 0 }
+            let w = table.writableBits(li) // count 0 and an empty summary until the lines below
+            w[Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))] |= 1 &<< (c & 63)
+            let group = UInt(truncatingIfNeeded: c &>> DirtyMap.groupShift) | DirtyMap.summaryShift
+            table.setMeta((1 &<< group) | 1, li)
+            return 1
         }
 
         /// Marks `c` clean; true if it was dirty.
