@@ -294,9 +294,11 @@ public final class ReadOrigins {
     private var sources: [[[UInt8]?]] = []
     private var addresses: [UInt] = []
     private var next = 0
-    /// Shared zero buffers by length (multiples of the page size up to `maxZeroBytes`).
+    /// Shared zero buffers by length: the first few lengths read (a sync reads one chunk size),
+    /// none above `maxZeroBytes`, so odd read sizes cannot pile up zero buffers.
     private var zeroBuffers: [Int: [UInt8]] = [:]
-    private static let maxZeroBytes = 4 << 20
+    private static let maxZeroBytes = 1 << 20
+    private static let maxZeroLengths = 4
 
     public init() {}
 
@@ -306,10 +308,9 @@ public final class ReadOrigins {
 
     /// A buffer of `count` zeros, shared between reads of the same length when small enough.
     func zeros(count: Int) -> [UInt8] {
-        guard count <= ReadOrigins.maxZeroBytes else { return [UInt8](repeating: 0, count: count) }
         if let z = zeroBuffers[count] { return z }
         let z = [UInt8](repeating: 0, count: count)
-        zeroBuffers[count] = z
+        if count <= ReadOrigins.maxZeroBytes && zeroBuffers.count < ReadOrigins.maxZeroLengths { zeroBuffers[count] = z }
         return z
     }
 
