@@ -52,9 +52,16 @@ public final class SimDisk {
     private var pendingWrites = PendingList<(offset: UInt64, data: [UInt8])>()
     private var pendingMetadata: [(id: UInt64, op: MetadataOperation)] = []
 
-    public init(name: String, sizeSectors: UInt64) {
+    /// Shared by the disks of one world: lets a disk store the pages a multi-page buffer was
+    /// read from on another disk instead of copying it (chunk sync).
+    let origins: ReadOrigins
+
+    /// `origins`: shared by the disks of one world (`World.addDisk`); a disk on its own gets one
+    /// of its own.
+    public init(name: String, sizeSectors: UInt64, origins: ReadOrigins = ReadOrigins()) {
         self.name = name
         self.sizeSectors = sizeSectors
+        self.origins = origins
     }
 
     // MARK: - Direct access (durable state)
@@ -65,6 +72,15 @@ public final class SimDisk {
         if offset % pb == 0 && UInt64(data.count) == pb {
             // The common 4 KiB case shares the buffer; a page of zeros is stored as absent.
             if SimDisk.isZero(data, 0, Int(pb)) { pages.remove(offset / pb) } else { pages.set(offset / pb, data) }
+            return
+        }
+        if offset % pb == 0, data.count > Int(pb), let sources = origins.pages(of: data) {
+            // A buffer read whole pages at a time (on this or another disk), unchanged since:
+            // store the pages it was read from (no copy; the legs then share page buffers).
+            let first = offset / pb
+            for (i, source) in sources.enumerated() {
+                if let source { pages.set(first + UInt64(i), source) } else { pages.remove(first + UInt64(i)) }
+            }
             return
         }
         var done: UInt64 = 0
@@ -122,6 +138,9 @@ public final class SimDisk {
         if offset % pb == 0 && length == pb {
             return pages[offset / pb] ?? SimDisk.zeroPage
         }
+        if offset % pb == 0 && length % pb == 0 && length > pb {
+            return readPages(first: offset / pb, count: Int(length / pb))
+        }
         return [UInt8](unsafeUninitializedCapacity: Int(length)) { out, initialized in
             let dst = UnsafeMutableRawBufferPointer(out)
             var done: UInt64 = 0
@@ -141,6 +160,35 @@ public final class SimDisk {
             }
             initialized = Int(length)
         }
+    }
+
+    /// Reads whole pages (a chunk sync's read): one shared zero buffer when none holds data,
+    /// else one copy, recorded in `origins` with the pages it was assembled from so that a
+    /// disk writing this buffer stores those pages instead of copying it again.
+    private func readPages(first: UInt64, count: Int) -> [UInt8] {
+        var sources: [[UInt8]?] = []
+        sources.reserveCapacity(count)
+        var any = false
+        for i in 0..<count {
+            let p = pages[first + UInt64(i)]
+            any = any || p != nil
+            sources.append(p)
+        }
+        let pb = Int(SimDisk.pageBytes)
+        guard any else { return origins.zeros(count: count * pb) }
+        let out = [UInt8](unsafeUninitializedCapacity: count * pb) { out, initialized in
+            let dst = UnsafeMutableRawBufferPointer(out)
+            for (i, source) in sources.enumerated() {
+                if let source {
+                    source.withUnsafeBytes { src in (dst.baseAddress! + i * pb).copyMemory(from: src.baseAddress!, byteCount: pb) }
+                } else {
+                    (dst.baseAddress! + i * pb).initializeMemory(as: UInt8.self, repeating: 0, count: pb)
+                }
+            }
+            initialized = count * pb
+        }
+        origins.record(out, sources)
+        return out
     }
 
     /// Indices of pages ever written, ascending.
@@ -221,6 +269,73 @@ public final class SimDisk {
         pendingMetadata.removeAll()
         lastMetadataCompletion = 0
         return report
+    }
+}
+
+/// Where recent multi-page reads came from, shared by the disks of one world.
+///
+/// Why: recovery copies a chunk from one leg to another. Server A reads 128 KiB, assembled from
+/// its 4 KiB pages (one copy), sends it, and server B writes it. Copying that buffer again into
+/// 32 fresh pages on B costs a second copy and new memory, and the "legs identical" check then
+/// compares the two legs byte by byte. A buffer found here by identity (same storage, same
+/// length) still holds exactly what was read, because arrays are values: the entry keeps the
+/// buffer alive, so its storage is never reused, and any change to it would copy. B then stores
+/// A's page arrays themselves: no copy, and both legs share the page buffers.
+///
+/// Reads of pages that hold no data return one shared zero buffer per length (the initial full
+/// sync reads the whole device), which a writing disk recognises the same way.
+///
+/// Only an optimisation: a buffer not found (evicted, or built elsewhere) is copied as before,
+/// with the same result. Not thread-safe: one world runs on one thread.
+public final class ReadOrigins {
+    /// Recent reads, round robin: enough for the chunk syncs in flight at once.
+    private static let slots = 64
+    private var buffers: [[UInt8]] = []
+    private var sources: [[[UInt8]?]] = []
+    private var addresses: [UInt] = []
+    private var next = 0
+    /// Shared zero buffers by length: the first few lengths read (a sync reads one chunk size),
+    /// none above `maxZeroBytes`, so odd read sizes cannot pile up zero buffers.
+    private var zeroBuffers: [Int: [UInt8]] = [:]
+    private static let maxZeroBytes = 1 << 20
+    private static let maxZeroLengths = 4
+
+    public init() {}
+
+    @inline(__always) static func address(_ a: [UInt8]) -> UInt {
+        UInt(bitPattern: a.withUnsafeBufferPointer { $0.baseAddress })
+    }
+
+    /// A buffer of `count` zeros, shared between reads of the same length when small enough.
+    func zeros(count: Int) -> [UInt8] {
+        if let z = zeroBuffers[count] { return z }
+        let z = [UInt8](repeating: 0, count: count)
+        if count <= ReadOrigins.maxZeroBytes && zeroBuffers.count < ReadOrigins.maxZeroLengths { zeroBuffers[count] = z }
+        return z
+    }
+
+    /// Remembers that `buffer` holds the given pages in order (nil: a page of zeros).
+    func record(_ buffer: [UInt8], _ pages: [[UInt8]?]) {
+        if buffers.count < ReadOrigins.slots {
+            buffers.append(buffer)
+            sources.append(pages)
+            addresses.append(ReadOrigins.address(buffer))
+        } else {
+            buffers[next] = buffer
+            sources[next] = pages
+            addresses[next] = ReadOrigins.address(buffer)
+            next = (next + 1) % ReadOrigins.slots
+        }
+    }
+
+    /// The pages `buffer` was read from, if it is a recent read or a shared zero buffer.
+    func pages(of buffer: [UInt8]) -> [[UInt8]?]? {
+        let a = ReadOrigins.address(buffer)
+        if let i = addresses.firstIndex(of: a), buffers[i].count == buffer.count { return sources[i] }
+        if let z = zeroBuffers[buffer.count], ReadOrigins.address(z) == a {
+            return Array(repeating: nil, count: buffer.count / Int(SimDisk.pageBytes))
+        }
+        return nil
     }
 }
 

@@ -367,11 +367,13 @@ public final class ScenarioRunner {
             return (h, d, s.mappedSectors * 512)
         }
         guard legs.count >= 2 else { return "only \(legs.count) leg(s) with a store for \(pool)" }
+        // The union of the legs' written pages: each list is ascending, so sorting their
+        // concatenation is a merge of runs (no hashing of tens of thousands of page numbers).
         var pages: [UInt64] = []
         for (_, d, _) in legs { pages.append(contentsOf: d.writtenPages) }
-        pages = Array(Set(pages)).sorted()
+        pages.sort()
         let pb = SimDisk.pageBytes
-        for p in pages {
+        for (i, p) in pages.enumerated() where i == 0 || pages[i - 1] != p {
             let reference = legs[0]
             guard p * pb < reference.2 else { continue }
             let a = reference.1.read(offset: p * pb, length: pb)

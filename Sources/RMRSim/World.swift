@@ -180,10 +180,13 @@ public final class World {
 
     public func host(_ name: String) -> Host? { hostByName[name].map { hosts[$0] } }
 
+    /// Shared by all disks: a chunk read on one leg and written on another is stored without a copy.
+    let readOrigins = ReadOrigins()
+
     @discardableResult
     public func addDisk(host: String, name: String, sectors: UInt64) -> SimDisk {
         let h = self.host(host)!
-        let d = SimDisk(name: name, sizeSectors: sectors)
+        let d = SimDisk(name: name, sizeSectors: sectors, origins: readOrigins)
         d.latencyNanos = config.diskLatencyNanos
         d.jitterNanos = config.diskJitterNanos
         if let i = h.disks.firstIndex(where: { $0.name == name }) { h.disks[i] = d } else { h.disks.append(d) }

@@ -274,6 +274,121 @@ private final class Token {
         }
     }
 
+    /// Chunk-sync copies between disks sharing `ReadOrigins` (a multi-page read written on
+    /// another disk, or the same one elsewhere, stores the source's pages): against two flat byte
+    /// arrays, with partial overwrites of shared pages on either side, zero chunks, torn copies
+    /// at crashes, buffers built elsewhere and reads of any alignment spanning copied ranges.
+    @Test func chunkCopiesBetweenDisksMatchFlatByteArrays() {
+        let sectors: UInt64 = 2048  // 1 MiB, 256 pages
+        let origins = ReadOrigins()
+        for seed in UInt64(1)...3 {
+            let disks = [SimDisk(name: "/dev/sda", sizeSectors: sectors, origins: origins),
+                         SimDisk(name: "/dev/sdb", sizeSectors: sectors, origins: origins)]
+            var models = [[UInt8]](repeating: [UInt8](repeating: 0, count: Int(sectors * 512)), count: 2)
+            var r = WorldRandom(seed: seed)
+            var nextID: UInt64 = 1
+            var pending: [(disk: Int, id: UInt64, offset: Int, data: [UInt8])] = []
+            var held: [([UInt8], [UInt8])] = []  // reads kept alive, with a copy
+            func check(_ x: Int, _ at: UInt64, _ n: UInt64, _ why: String) {
+                let got = disks[x].read(offset: at * 512, length: n * 512)
+                #expect(got[...] == models[x][Int(at * 512)..<Int((at + n) * 512)], "seed \(seed) \(why)")
+                if r.below(16) == 0 { held.append((got, Array(got))) }
+            }
+            for step in 0..<250 {
+                let x = Int(r.below(2))
+                switch r.below(8) {
+                case 0, 1, 2:
+                    // A copy: whole pages read from one disk, written on either.
+                    let pages = [32, 2, 1 + r.below(40)][Int(r.below(3))]
+                    let from = r.below(256 - pages + 1) * 8
+                    let y = Int(r.below(2))
+                    let to = r.below(3) == 0 ? r.below(256 - pages + 1) * 8 : from
+                    let data = disks[x].read(offset: from * 512, length: pages * 4096)
+                    #expect(data[...] == models[x][Int(from * 512)..<Int((from + pages * 8) * 512)], "seed \(seed) step \(step)")
+                    if r.below(4) == 0 {
+                        pending.append((y, nextID, Int(to * 512), data))
+                        disks[y].beginWrite(id: nextID, offset: to * 512, data: data)
+                        if r.below(2) == 0 {
+                            disks[y].completeWrite(id: nextID)
+                            models[y].replaceSubrange(Int(to * 512)..<Int(to * 512) + data.count, with: data)
+                            pending.removeLast()
+                        }
+                        nextID += 1
+                    } else {
+                        disks[y].write(offset: to * 512, data: data)
+                        models[y].replaceSubrange(Int(to * 512)..<Int(to * 512) + data.count, with: data)
+                    }
+                case 3 where !pending.isEmpty:
+                    // Power loss on one disk: its pending copies are lost or torn.
+                    let mine = pending.filter { $0.disk == x }
+                    var cr = WorldRandom(seed: seed &* 1000 &+ UInt64(step))
+                    var mirror = cr
+                    let report = disks[x].crash(random: &cr)
+                    #expect(report.writes.count == mine.count)
+                    for w in mine {
+                        let landed = Int(mirror.inRange(0, UInt64(w.data.count / 512))) * 512
+                        models[x].replaceSubrange(w.offset..<(w.offset + landed), with: w.data[0..<landed])
+                    }
+                    pending.removeAll { $0.disk == x }
+                default:
+                    // A fresh write: chunk, page, sectors or unaligned; zeros now and then.
+                    let kind = r.below(10)
+                    let size: UInt64 = kind < 2 ? 256 : (kind < 6 ? 8 : 1 + r.below(20))
+                    let first = kind < 6 ? r.below(sectors / size) * size : r.below(sectors - size)
+                    let fill = r.below(4) == 0 ? UInt8(0) : UInt8(truncatingIfNeeded: step + 1)
+                    var data = [UInt8](repeating: fill, count: Int(size * 512))
+                    if fill != 0 { data[0] = UInt8(truncatingIfNeeded: first) }
+                    disks[x].write(offset: first * 512, data: data)
+                    models[x].replaceSubrange(Int(first * 512)..<Int((first + size) * 512), with: data)
+                }
+                let n: UInt64 = [256, 8, 1 + r.below(40)][Int(r.below(3))]
+                let at = r.below(3) < 2 ? r.below(sectors / n) * n : r.below(sectors - n)
+                check(Int(r.below(2)), at, n, "step \(step)")
+            }
+            for x in 0..<2 { check(x, 0, sectors, "whole disk \(x)") }
+            for (h, c) in held { #expect(h == c, "seed \(seed): a buffer read earlier changed") }
+        }
+    }
+
+    @Test func aChunkOfZerosIsSharedAndWipesWhatItCovers() {
+        let origins = ReadOrigins()
+        let a = SimDisk(name: "/dev/sda", sizeSectors: 1024, origins: origins)
+        let b = SimDisk(name: "/dev/sdb", sizeSectors: 1024, origins: origins)
+        let z1 = a.read(offset: 0, length: 131072)
+        let z2 = a.read(offset: 131072, length: 131072)
+        #expect(z1.allSatisfy { $0 == 0 } && z1 == z2)
+        #expect(z1.withUnsafeBytes { $0.baseAddress } == z2.withUnsafeBytes { $0.baseAddress })
+        b.write(offset: 0, data: pattern(3, 512))
+        b.write(offset: 131072, data: z1)
+        #expect(b.writtenPages == Array(0..<32))
+        #expect(b.read(offset: 131072 - 512, length: 1024) == pattern(3, 1) + pattern(0, 1))
+    }
+
+    @Test func aCopiedChunkSharesPagesAndStaysPutWhenTheSourceChanges() {
+        let origins = ReadOrigins()
+        let a = SimDisk(name: "/dev/sda", sizeSectors: 1024, origins: origins)
+        let b = SimDisk(name: "/dev/sdb", sizeSectors: 1024, origins: origins)
+        for p in 0..<32 where p % 3 != 0 { a.write(offset: UInt64(p) * 4096, data: pattern(UInt8(p), 8)) }
+        let chunk = a.read(offset: 0, length: 131072)
+        b.write(offset: 0, data: chunk)
+        #expect(b.writtenPages == a.writtenPages)
+        for p in 0..<32 {
+            let pa = a.read(offset: UInt64(p) * 4096, length: 4096)
+            let pb = b.read(offset: UInt64(p) * 4096, length: 4096)
+            #expect(pa == pb)
+            if p % 3 != 0 { #expect(pa.withUnsafeBytes { $0.baseAddress } == pb.withUnsafeBytes { $0.baseAddress }) }
+        }
+        // Partial overwrites on either side change that side only.
+        a.write(offset: 4096 + 512, data: pattern(0xAA, 1))
+        b.write(offset: 2 * 4096, data: pattern(0xBB, 2))
+        #expect(b.read(offset: 4096, length: 4096) == pattern(1, 8))
+        #expect(a.read(offset: 2 * 4096, length: 4096) == pattern(2, 8))
+        #expect(a.read(offset: 4096, length: 4096) == pattern(1, 1) + pattern(0xAA, 1) + pattern(1, 6))
+        #expect(b.read(offset: 2 * 4096, length: 4096) == pattern(0xBB, 2) + pattern(2, 6))
+        #expect(chunk != a.read(offset: 0, length: 131072))
+        #expect(Array(chunk[4096..<8192]) == pattern(1, 8))
+    }
+
     @Test func completedWritesSurviveACrash() {
         let d = SimDisk(name: "/dev/sda", sizeSectors: 1000)
         d.beginWrite(id: 1, offset: 0, data: pattern(1, 8))
