@@ -188,17 +188,30 @@ public struct EventQueue<Payload>: ~Copyable {
             while true {
                 let first = 4 * i + 1
                 if first >= n { break }
-                // The smallest of up to four children, selected without branches.
+                // The smallest of up to four children, selected without branches; four (the
+                // usual case) as a tournament of two pairs.
                 var child = first
                 var best = h[first].rank
-                var c = first + 1
-                let end = min(first + 4, n)
-                while c < end {
-                    let r = h[c].rank
-                    let smaller = r < best
-                    best = smaller ? r : best
-                    child = smaller ? c : child
-                    c += 1
+                if first + 3 < n {
+                    let r1 = h[first + 1].rank, r2 = h[first + 2].rank, r3 = h[first + 3].rank
+                    let b1 = r1 < best
+                    let a = b1 ? r1 : best
+                    let ai = b1 ? first + 1 : first
+                    let b3 = r3 < r2
+                    let b = b3 ? r3 : r2
+                    let bi = b3 ? first + 3 : first + 2
+                    let bb = b < a
+                    best = bb ? b : a
+                    child = bb ? bi : ai
+                } else {
+                    var c = first + 1
+                    while c < n {
+                        let r = h[c].rank
+                        let smaller = r < best
+                        best = smaller ? r : best
+                        child = smaller ? c : child
+                        c += 1
+                    }
                 }
                 if best < key.rank {
                     h[i] = h[child]

@@ -123,15 +123,15 @@ public final class Trace {
     // `performingEffect` before each effect is carried out (hash, print). World notes made while
     // the effects are performed land in the ring after the whole step.
 
-    func applyingInput(_ time: UInt64, _ host: String, _ i: Input) {
+    func applyingInput(_ time: UInt64, _ host: Host, _ i: borrowing Input) {
         if st.pointee.hashing {
             st.pointee.hasher.mix(0x1_0000)
             st.pointee.hasher.mix(time)
-            st.pointee.hasher.put(host)
+            st.pointee.hasher.mix(host.nameFold)  // = put(host.name)
             st.pointee.hasher.input(i)
         }
         st.pointee.records &+= 1
-        if let printer = st.pointee.printer { printer(Trace.render(Record(time: time, host: host, item: .input(i)))[0]) }
+        if let printer = st.pointee.printer { printer(Trace.render(Record(time: time, host: host.name, item: .input(copy i)))[0]) }
     }
 
     /// Whether `applied` keeps anything (runs keep no records unless asked to: `RunOptions`).
@@ -141,14 +141,14 @@ public final class Trace {
         ring(Record(time: time, host: host, item: .applied(i, effects)))
     }
 
-    func performingEffect(_ time: UInt64, _ host: String, _ effect: borrowing Effect) {
+    func performingEffect(_ time: UInt64, _ host: Host, _ effect: borrowing Effect) {
         // Time and host were folded with the step's input (`applyingInput`).
         if st.pointee.hashing {
             st.pointee.hasher.mix(0x2_0001)
             st.pointee.hasher.effect(effect)
         }
         st.pointee.records &+= 1
-        if let printer = st.pointee.printer { printer(Trace.render(Record(time: time, host: host, item: .effect(copy effect)))[0]) }
+        if let printer = st.pointee.printer { printer(Trace.render(Record(time: time, host: host.name, item: .effect(copy effect)))[0]) }
     }
 
     @inline(__always)
@@ -251,10 +251,16 @@ struct TraceHasher: TextSink {
     /// Folds `s` as one word: its content folded on its own (length and UTF-8 bytes), cached.
     mutating func put(_ s: String) {
         if let w = folds!.lookup(s) { mix(w); return }
+        let w = TraceHasher.contentFold(s)
+        folds!.insert(s, w)
+        mix(w)
+    }
+
+    /// What `put(s)` mixes in: the fold of `s`'s content alone.
+    static func contentFold(_ s: String) -> UInt64 {
         var content = TraceHasher(cacheless: ())
         content.putContent(s)
-        folds!.insert(s, content.value)
-        mix(content.value)
+        return content.value
     }
 
     private mutating func putContent(_ s: String) {

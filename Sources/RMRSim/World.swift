@@ -18,12 +18,15 @@ public final class Host {
     /// Peers this host's node asked to be connected to (host indices, ascending).
     var wants: [Int] = []
     var timerAt: UInt64?
+    /// The trace hash's fold of `name` (what `TraceHasher.put(name)` mixes in), made once.
+    let nameFold: UInt64
 
     init(name: String, role: HostRole, address: HostAddress, index: Int) {
         self.name = name
         self.role = role
         self.address = address
         self.index = index
+        nameFold = TraceHasher.contentFold(name)
     }
 
     public func disk(named name: String) -> SimDisk? {
@@ -328,11 +331,11 @@ public final class World {
     func apply(_ h: Int, _ input: consuming Input) {
         let host = hosts[h]
         if inputLog != nil { inputLog!.append((h, now, input)) }
-        trace.applyingInput(now, host.name, input)
+        trace.applyingInput(now, host, input)
         // The node writes into the world's effect buffer (taken, so a nested apply would find
         // it empty), and each effect is moved out of it to be performed: no copy per effect.
-        var effects = effectBuffer
-        effectBuffer = []
+        var effects: [Effect] = []
+        swap(&effects, &effectBuffer)
         let deadline = World.applyInPlace(&host.node!, input, now, &effects)
         coreEvents &+= 1
         if trace.keepsRecords { trace.applied(now, host.name, consume input, effects) }
@@ -342,14 +345,14 @@ public final class World {
             for i in 0..<list.count {
                 let effect = (list.baseAddress! + i).move()
                 (list.baseAddress! + i).initialize(to: World.movedOut)
-                trace.performingEffect(now, host.name, effect)
+                trace.performingEffect(now, host, effect)
                 perform(effect, from: h)
                 if !host.alive { return true }
             }
             return false
         }
         effects.removeAll(keepingCapacity: true)
-        effectBuffer = effects
+        swap(&effects, &effectBuffer)
         if hostDied { return }
         if let d = deadline {
             let t = max(d.nanos, now)
@@ -377,11 +380,12 @@ public final class World {
 
     // MARK: - Effects
 
-    func perform(_ effect: Effect, from h: Int) {
+    func perform(_ effect: consuming Effect, from h: Int) {
         let host = hosts[h]
         // The trace record of `effect` was made by `apply` (it keeps the list, not a copy).
         if let hook = effectHook { hook(self, h, effect) }
-        switch effect {
+        // Consumed: a message's payload moves on into the event that delivers it.
+        switch consume effect {
         case .send(let m, let to):
             guard let dst = hostByAddress[to] else {
                 trace.note(now, host.name, "dropped (no host at \(to)): " + messageText(m), self)
@@ -396,8 +400,10 @@ public final class World {
                 trace.note(now, host.name, "lost (link \(host.name) -> \(hosts[dst].name) down): " + messageText(m), self)
                 return
             }
+            var isWrite = false
+            if !crashTriggers.isEmpty, case .request(_, _, .io(let r)) = m, r.op == .write { isWrite = true }
             schedule(t, .message(from: h, to: dst, epoch: c.epoch, m))
-            if !crashTriggers.isEmpty, case .request(_, _, .io(let r)) = m, r.op == .write, takeTrigger(h, .write) {
+            if isWrite, takeTrigger(h, .write) {
                 // While this write request is on the wire (a client's fan-out: the legs it has
                 // not reached yet see it or not, by `crash-in-flight`).
                 schedule(now + crashRandom.below(t - now + 1), .crashHost(host: h, incarnation: host.incarnation, .write))
