@@ -94,17 +94,18 @@ public final class DataModel {
     public private(set) var writesAcked: UInt64 = 0
     public private(set) var writesFailed: UInt64 = 0
     public private(set) var sectorsVerified: UInt64 = 0
-    /// Sectors ever written (acked or indeterminate), for the final verification pass.
-    private var touched: [Bool]
-    /// Writes in flight per sector (`hasWriteInFlight` without scanning `inflightWrites`).
-    private var inflightPerSector: [UInt32]
+    /// Per sector: the writes in flight (low 31 bits; `hasWriteInFlight` without scanning
+    /// `inflightWrites`) and whether it was ever written (`touchedBit`: acked or indeterminate,
+    /// for the final verification pass). One array, so a write's bookkeeping touches one cache
+    /// line, not two, in a model of a large device.
+    private var sectorFlags: [UInt32]
+    private static let touchedBit: UInt32 = 1 << 31
 
     public init(device: String, sectors: UInt64) {
         self.device = device
         self.sectors = sectors
         acked = Array(repeating: 0, count: Int(sectors))
-        touched = Array(repeating: false, count: Int(sectors))
-        inflightPerSector = Array(repeating: 0, count: Int(sectors))
+        sectorFlags = Array(repeating: 0, count: Int(sectors))
     }
 
     /// Starts a write; returns the data to send.
@@ -122,18 +123,15 @@ public final class DataModel {
                 for s in lo..<hi { r.allowed[Int(s - r.first)].append(version) }
             }
         } }
-        touched.withUnsafeMutableBufferPointer { t in
-            for s in Int(firstSector)..<Int(firstSector + count) { t[s] = true }
-        }
-        inflightPerSector.withUnsafeMutableBufferPointer { n in
-            for s in Int(firstSector)..<Int(firstSector + count) { n[s] += 1 }
+        sectorFlags.withUnsafeMutableBufferPointer { n in
+            for s in Int(firstSector)..<Int(firstSector + count) { n[s] = (n[s] | DataModel.touchedBit) + 1 }
         }
         return SectorPattern.make(lba: firstSector, sectors: count, version: version)
     }
 
     public func endWrite(tag: UInt64, ok: Bool) {
         guard let w = inflightWrites.removeValue(forKey: tag) else { return }
-        inflightPerSector.withUnsafeMutableBufferPointer { n in
+        sectorFlags.withUnsafeMutableBufferPointer { n in
             for s in Int(w.first)..<Int(w.first + w.count) { n[s] -= 1 }
         }
         if ok {
@@ -206,7 +204,7 @@ public final class DataModel {
             if !indeterminate.isEmpty {
                 for i in 0..<Int(r.count) {
                     let s = r.first + UInt64(i)
-                    guard indeterminate[s] != nil, inflightPerSector[Int(s)] == 0 else { continue }
+                    guard indeterminate[s] != nil, sectorFlags[Int(s)] & ~DataModel.touchedBit == 0 else { continue }
                     let v = SectorPattern.decode(raw, at: i * 512)!.version
                     guard v >= acked[Int(s)] else { continue }
                     indeterminate[s] = nil
@@ -231,7 +229,7 @@ public final class DataModel {
         while s < sectors {
             let end = min(s + regionSectors, sectors)
             var any = false
-            for i in s..<end where touched[Int(i)] { any = true; break }
+            for i in s..<end where sectorFlags[Int(i)] & DataModel.touchedBit != 0 { any = true; break }
             if any { out.append(s) }
             s = end
         }
@@ -241,8 +239,8 @@ public final class DataModel {
     public func hasWriteInFlight(overlapping first: UInt64, count: UInt64) -> Bool {
         let end = min(first + count, sectors)
         guard first < end else { return false }
-        return inflightPerSector.withUnsafeBufferPointer { n in
-            for s in Int(first)..<Int(end) where n[s] != 0 { return true }
+        return sectorFlags.withUnsafeBufferPointer { n in
+            for s in Int(first)..<Int(end) where n[s] & ~DataModel.touchedBit != 0 { return true }
             return false
         }
     }
