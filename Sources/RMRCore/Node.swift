@@ -273,8 +273,10 @@ public struct Node: Sendable {
         emit(.rejected(Rejection(machine: machine, state: state, input: input, reason: reason)))
     }
 
-    func clientPoolIndex(_ name: String) -> Int? { clientPools.firstIndex { $0.name == name } }
-    func serverPoolIndex(_ name: String) -> Int? { serverPools.firstIndex { $0.name == name } }
+    // Inlined: a call to a non-mutating method of the node from a mutating one copies the
+    // whole node (336 bytes) to pass it; these two run several times per input.
+    @inline(__always) func clientPoolIndex(_ name: String) -> Int? { clientPools.firstIndex { $0.name == name } }
+    @inline(__always) func serverPoolIndex(_ name: String) -> Int? { serverPools.firstIndex { $0.name == name } }
 
     // MARK: - Links
 
