@@ -51,7 +51,9 @@ extension Node {
     /// Starts queued IO while slots are free and IO is not frozen.
     mutating func pumpClientPool(_ p: Int) {
         while !clientPools[p].frozen, !clientPools[p].queued.isEmpty, let slot = clientPools[p].freeSlots.popLast() {
-            let q = clientPools[p].queued.removeFirst()
+            // The usual queue holds the one request just added: taking the last element is the
+            // same and moves nothing (`removeFirst` goes through a general range replacement).
+            let q = clientPools[p].queued.count == 1 ? clientPools[p].queued.removeLast() : clientPools[p].queued.removeFirst()
             let id = nextSerial()
             let chunk = clientPools[p].geometry.chunk(ofByte: q.offsetBytes)
             switch q.op {

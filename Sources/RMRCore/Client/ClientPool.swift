@@ -41,18 +41,19 @@ struct IOUnit: Sendable, Hashable {
     let data: [UInt8]
     let chunk: ChunkIndex
     var slot: UInt32 = 0
-    /// Legs a data request is outstanding on.
-    var waitingOn: MemberList = []
-    var succeeded: MemberList = []
-    var failed: MemberList = []
+    /// Legs a data request is outstanding on. (Empty lists made by `MemberList()`: the `[]`
+    /// literal goes through the sequence initialiser, six times per unit.)
+    var waitingOn = MemberList()
+    var succeeded = MemberList()
+    var failed = MemberList()
     /// Members piggybacked as failed on this write.
-    var piggybacked: MemberList = []
+    var piggybacked = MemberList()
     /// MAP_ADD phase: legs still to answer, and whether one succeeded.
-    var mapAddWaitingOn: MemberList = []
+    var mapAddWaitingOn = MemberList()
     var mapAddSucceeded = false
     var inMapAddPhase = false
     /// Reads: legs already tried, and the first error seen.
-    var tried: MemberList = []
+    var tried = MemberList()
     var firstError: Errno?
 }
 
