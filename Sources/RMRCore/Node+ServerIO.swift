@@ -132,7 +132,9 @@ extension Node {
 
     mutating func handleStoreCompleted(_ tag: StoreTag, _ result: StoreResult) {
         guard let context = storeOps.removeValue(forKey: tag) else { return }
-        switch context {
+        // Consumed: the cases' fields move into the bindings (a copy retained each and then
+        // destroyed the whole context through its value witness).
+        switch consume context {
         case .clientIO(let pool, let peer, let rid, let request, let isSync, let store):
             guard let s = serverPoolIndex(pool) else { return respond(.failed(.EIO), rid: rid, pool: pool, to: peer) }
             let chunk = serverPools[s].geometry.chunk(ofByte: request.offsetBytes)
