@@ -87,7 +87,10 @@ struct BlockParent: Sendable, Hashable {
 
 /// What to do when a store IO completes.
 enum StoreContext: Sendable, Hashable {
-    case clientIO(pool: String, peer: HostAddress, rid: RequestID, request: IORequest, isSync: Bool, store: UInt64)
+    /// Only what the completion needs of the request (op, offset, slot): holding the whole
+    /// request retained its data and member arrays and copied it through an outlined copy.
+    case clientIO(pool: String, peer: HostAddress, rid: RequestID, op: IOOperation, offsetBytes: UInt64, slot: UInt32,
+                  isSync: Bool, store: UInt64)
     case syncWrite(pool: String, chunk: ChunkIndex, lock: UInt64, store: UInt64)
 }
 
