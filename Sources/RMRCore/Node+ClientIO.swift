@@ -58,7 +58,7 @@ extension Node {
             let chunk = clientPools[p].geometry.chunk(ofByte: q.offsetBytes)
             switch q.op {
             case .write:
-                startWrite(p, IOUnit(id: id, q, chunk: chunk, slot: slot))
+                startWrite(p, IOUnit(id: id, q, chunk: chunk, slot: slot), data: q.data)
             case .read:
                 clientPools[p].units[id] = IOUnit(id: id, q, chunk: chunk, slot: slot)
                 sendRead(p, id)
@@ -70,7 +70,7 @@ extension Node {
     }
 
     /// Starts a write unit (not yet in `units`: it is stored once, with its targets).
-    private mutating func startWrite(_ p: Int, _ unit: consuming IOUnit) {
+    private mutating func startWrite(_ p: Int, _ unit: consuming IOUnit, data: [UInt8]) {
         precondition(!clientPools[p].isSync, "writes through a sync pool are refused")
         let id = unit.id
         // Static helpers on the stored arrays: a computed property of `clientPools[p]` copies the pool.
@@ -85,7 +85,7 @@ extension Node {
         if !piggyback.isEmpty { emit(.probe(.piggybackedFailedMember)) }
         unit.waitingOn = targets
         unit.piggybacked = piggyback
-        let (offsetBytes, lengthBytes, data, slot) = (unit.offsetBytes, unit.lengthBytes, unit.data, unit.slot)
+        let (offsetBytes, lengthBytes, slot) = (unit.offsetBytes, unit.lengthBytes, unit.slot)
         clientPools[p].units[id] = consume unit
         let version = clientPools[p].mapVersion
         let name = clientPools[p].name

@@ -38,7 +38,8 @@ struct IOUnit: Sendable, Hashable {
     let op: IOOperation
     let offsetBytes: UInt64
     let lengthBytes: UInt64
-    let data: [UInt8]
+    // (No data: a write's buffer goes from the queued request straight into its requests;
+    // kept here it was retained, copied with the unit into its table and released at the end.)
     let chunk: ChunkIndex
     var slot: UInt32 = 0
     /// Legs a data request is outstanding on. (Empty lists made by `MemberList()`: the `[]`
@@ -61,7 +62,7 @@ extension IOUnit {
     /// The unit serving queued request `q` in `slot`.
     init(id: UInt64, _ q: borrowing QueuedIO, chunk: ChunkIndex, slot: UInt32) {
         self.init(id: id, owner: q.owner, op: q.op, offsetBytes: q.offsetBytes, lengthBytes: q.lengthBytes,
-                  data: q.data, chunk: chunk, slot: slot)
+                  chunk: chunk, slot: slot)
     }
 
     /// `member` answered a data request: it is no longer waited on; a write records whether it
