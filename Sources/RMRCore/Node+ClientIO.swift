@@ -217,19 +217,22 @@ extension Node {
     }
 
     private mutating func finishBlockPiece(_ tag: BlockIOTag, offsetInRequest: UInt64, _ result: BlockIOResult) {
-        // In place: copying the parent out and back would copy its data buffer.
-        guard blocks.contains(key: tag) else { return }
-        blocks[tag]!.remaining -= 1
-        switch result {
-        case .ok(let data):
-            if blocks[tag]!.op == .read {
-                let start = Int(offsetInRequest)
-                blocks[tag]!.data.replaceSubrange(start..<(start + data.count), with: data)
+        // In place, in one lookup: copying the parent out and back would copy its data buffer,
+        // and each `blocks[tag]!` looked the tag up again.
+        let remaining = blocks.update(tag) { parent -> Int in
+            parent.remaining -= 1
+            switch result {
+            case .ok(let data):
+                if parent.op == .read {
+                    let start = Int(offsetInRequest)
+                    parent.data.replaceSubrange(start..<(start + data.count), with: data)
+                }
+            case .failed(let e):
+                if parent.error == nil { parent.error = e }
             }
-        case .failed(let e):
-            if blocks[tag]!.error == nil { blocks[tag]!.error = e }
+            return parent.remaining
         }
-        if blocks[tag]!.remaining > 0 { return }
+        guard let remaining, remaining <= 0 else { return }
         let parent = blocks.removeValue(forKey: tag)!
         if let e = parent.error {
             emit(.completeBlockIO(tag, .failed(e)))
