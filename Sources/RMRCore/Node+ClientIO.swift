@@ -20,7 +20,7 @@ extension Node {
             // Every acknowledged write is already durable on each leg that took it.
             return emit(.completeBlockIO(request.tag, .ok(data: [])))
         }
-        guard blocks[request.tag] == nil else { return emit(.completeBlockIO(request.tag, .failed(.EEXIST))) }
+        guard !blocks.contains(key: request.tag) else { return emit(.completeBlockIO(request.tag, .failed(.EEXIST))) }
         let geometry = clientPools[p].geometry
         // One piece per chunk, queued in order.
         var pieces = 0
@@ -43,8 +43,8 @@ extension Node {
             pieces += 1
             offset = pieceEnd
         }
-        blocks[request.tag] = BlockParent(remaining: pieces, error: nil, op: request.op,
-                                          data: request.op == .read ? Array(repeating: 0, count: Int(request.lengthBytes)) : [])
+        blocks.insertAbsent(request.tag, BlockParent(remaining: pieces, error: nil, op: request.op,
+                                                     data: request.op == .read ? Array(repeating: 0, count: Int(request.lengthBytes)) : []))
         pumpClientPool(p)
     }
 
@@ -60,10 +60,10 @@ extension Node {
             case .write:
                 startWrite(p, IOUnit(id: id, q, chunk: chunk, slot: slot), data: q.data)
             case .read:
-                clientPools[p].units[id] = IOUnit(id: id, q, chunk: chunk, slot: slot)
+                clientPools[p].units.insertAbsent(id, IOUnit(id: id, q, chunk: chunk, slot: slot))  // (fresh ids)
                 sendRead(p, id)
             case .flush:
-                clientPools[p].units[id] = IOUnit(id: id, q, chunk: chunk, slot: slot)
+                clientPools[p].units.insertAbsent(id, IOUnit(id: id, q, chunk: chunk, slot: slot))
                 finishUnit(p, id, .ok(data: []))
             }
         }
@@ -76,7 +76,7 @@ extension Node {
         // Static helpers on the stored arrays: a computed property of `clientPools[p]` copies the pool.
         let targets = ClientPool.writeTargets(clientPools[p].legs)
         guard !targets.isEmpty else {
-            clientPools[p].units[id] = unit
+            clientPools[p].units.insertAbsent(id, unit)
             return finishUnit(p, id, .failed(.EIO))
         }
         let piggyback = ClientPool.piggybackMembers(clientPools[p].members, clientPools[p].legs)
@@ -86,7 +86,7 @@ extension Node {
         unit.waitingOn = targets
         unit.piggybacked = piggyback
         let (offsetBytes, lengthBytes, slot) = (unit.offsetBytes, unit.lengthBytes, unit.slot)
-        clientPools[p].units[id] = consume unit
+        clientPools[p].units.insertAbsent(id, consume unit)
         let version = clientPools[p].mapVersion
         let name = clientPools[p].name
         let failedMembers = Array(piggyback)  // (empty: no allocation)

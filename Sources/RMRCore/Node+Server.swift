@@ -85,7 +85,7 @@ extension Node {
             return
         }
         let tag = PersistTag(nextSerial())
-        persistActions[tag] = actions
+        persistActions.insertAbsent(tag, actions)  // (fresh tag)
         if let chunk { serverPools[s].chunkPersist[chunk] = tag }
         emit(.persist(tag, device: store.device, PersistRecord(updates)))
     }

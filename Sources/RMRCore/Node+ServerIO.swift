@@ -52,8 +52,8 @@ extension Node {
         switch io.op {
         case .read:
             let tag = StoreTag(nextSerial())
-            storeOps[tag] = .clientIO(pool: name, peer: peer, rid: rid, op: io.op, offsetBytes: io.offsetBytes, slot: io.slot,
-                                      isSync: isSync, store: store.incarnation)
+            storeOps.insertAbsent(tag, .clientIO(pool: name, peer: peer, rid: rid, op: io.op, offsetBytes: io.offsetBytes, slot: io.slot,
+                                                 isSync: isSync, store: store.incarnation))  // (fresh tag)
             emit(.submitStore(tag, device: store.device, .read(offsetBytes: io.offsetBytes, lengthBytes: io.lengthBytes)))
         case .write:
             admitWrite(s, io, chunk: chunk, rid: rid, from: peer)
@@ -87,8 +87,8 @@ extension Node {
             return respond(.failed(.EIO), rid: rid, pool: name, to: peer)
         }
         let tag = StoreTag(nextSerial())
-        storeOps[tag] = .clientIO(pool: name, peer: peer, rid: rid, op: io.op, offsetBytes: io.offsetBytes, slot: io.slot,
-                                  isSync: false, store: store.incarnation)
+        storeOps.insertAbsent(tag, .clientIO(pool: name, peer: peer, rid: rid, op: io.op, offsetBytes: io.offsetBytes, slot: io.slot,
+                                             isSync: false, store: store.incarnation))  // (fresh tag)
         emit(.submitStore(tag, device: store.device, .write(offsetBytes: io.offsetBytes, data: io.data)))
     }
 
@@ -226,7 +226,7 @@ extension Node {
         case .ok(let data):
             guard let store = serverPools[s].store, store.open else { return chunkSyncFailed(s, chunk: chunk, lock: lock) }
             let tag = StoreTag(nextSerial())
-            storeOps[tag] = .syncWrite(pool: name, chunk: chunk, lock: lock, store: store.incarnation)
+            storeOps.insertAbsent(tag, .syncWrite(pool: name, chunk: chunk, lock: lock, store: store.incarnation))
             emit(.submitStore(tag, device: store.device, .write(offsetBytes: serverPools[s].geometry.firstByte(of: chunk), data: data)))
         case .failed:
             emit(.probe(.syncSourceFailedMidChunk))

@@ -262,9 +262,10 @@ public struct Node: Sendable {
     func isLinkUp(_ peer: HostAddress) -> Bool { linksUp.contains(peer) }
 
     /// Sends a request from client pool `pool` and remembers what the answer is for.
-    mutating func sendRequest(_ request: consuming Request, pool: String, to peer: HostAddress, kind: PendingKind) {
+    mutating func sendRequest(_ request: consuming Request, pool: String, to peer: HostAddress, kind: consuming PendingKind) {
         let rid = RequestID(nextSerial())
-        pending[rid] = PendingRequest(peer: peer, sentAt: now, pool: pool, kind: kind)
+        // Fresh id: inserted without the setter's lookup; `kind` consumed, moved in (not copied).
+        pending.insertAbsent(rid, PendingRequest(peer: peer, sentAt: now, pool: pool, kind: kind))
         emit(.send(.request(rid, pool: pool, request), to: peer))
     }
 

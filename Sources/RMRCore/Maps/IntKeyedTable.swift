@@ -305,6 +305,13 @@ public struct IntKeyedTable<Key: IntKey, Value> {
         return try body(&values[i]!)
     }
 
+    /// Inserts `value` for `key`, which the caller knows is absent (a tag or id just made from
+    /// a serial, or checked): the subscript's setter looks the key up first.
+    @inlinable @inline(__always)
+    mutating func insertAbsent(_ key: Key, _ value: consuming Value) {
+        insertNew(key.intKey, Optional(value))
+    }
+
     /// Removes `key`; returns its value (nil: it was absent).
     @inlinable @inline(__always) @discardableResult
     public mutating func removeValue(forKey key: Key) -> Value? {
