@@ -94,6 +94,12 @@ enum StoreContext: Sendable, Hashable {
     case syncWrite(pool: String, chunk: ChunkIndex, lock: UInt64, store: UInt64)
 }
 
+/// A chunk whose operations wait for a persist (see `Node.persistBarriers`).
+struct PersistBarrier: Sendable, Hashable {
+    var pool: String
+    var chunk: ChunkIndex
+}
+
 /// What to do when a persist completes.
 enum PersistAction: Sendable, Hashable {
     case submitWrite(pool: String, peer: HostAddress, rid: RequestID, request: IORequest)
@@ -158,6 +164,9 @@ public struct Node: Sendable {
     var blocks: IntKeyedTable<BlockIOTag, BlockParent> = [:]
     var storeOps: IntKeyedTable<StoreTag, StoreContext> = [:]
     var persistActions: IntKeyedTable<PersistTag, [PersistAction]> = [:]
+    /// The chunk barrier (`ServerPool.chunkPersist`) each persist in flight was made for: the
+    /// only entry its completion can clear (a tag is set on one chunk of one pool, once).
+    var persistBarriers: IntKeyedTable<PersistTag, PersistBarrier> = [:]
     var deviceJobs: [UInt64: DeviceMapJob] = [:]
     var adminDeadlines: [AdminDeadline] = []
 
