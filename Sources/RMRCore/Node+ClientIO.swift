@@ -20,7 +20,7 @@ extension Node {
             // Every acknowledged write is already durable on each leg that took it.
             return emit(.completeBlockIO(request.tag, .ok(data: [])))
         }
-        guard blocks[request.tag] == nil else { return emit(.completeBlockIO(request.tag, .failed(.EEXIST))) }
+        guard !blocks.contains(key: request.tag) else { return emit(.completeBlockIO(request.tag, .failed(.EEXIST))) }
         let geometry = clientPools[p].geometry
         // One piece per chunk, queued in order.
         var pieces = 0
@@ -43,38 +43,40 @@ extension Node {
             pieces += 1
             offset = pieceEnd
         }
-        blocks[request.tag] = BlockParent(remaining: pieces, error: nil, op: request.op,
-                                          data: request.op == .read ? Array(repeating: 0, count: Int(request.lengthBytes)) : [])
+        blocks.insertAbsent(request.tag, BlockParent(remaining: pieces, error: nil, op: request.op,
+                                                     data: request.op == .read ? Array(repeating: 0, count: Int(request.lengthBytes)) : []))
         pumpClientPool(p)
     }
 
     /// Starts queued IO while slots are free and IO is not frozen.
     mutating func pumpClientPool(_ p: Int) {
         while !clientPools[p].frozen, !clientPools[p].queued.isEmpty, let slot = clientPools[p].freeSlots.popLast() {
-            let q = clientPools[p].queued.removeFirst()
+            // The usual queue holds the one request just added: taking the last element is the
+            // same and moves nothing (`removeFirst` goes through a general range replacement).
+            let q = clientPools[p].queued.count == 1 ? clientPools[p].queued.removeLast() : clientPools[p].queued.removeFirst()
             let id = nextSerial()
             let chunk = clientPools[p].geometry.chunk(ofByte: q.offsetBytes)
             switch q.op {
             case .write:
-                startWrite(p, IOUnit(id: id, q, chunk: chunk, slot: slot))
+                startWrite(p, IOUnit(id: id, q, chunk: chunk, slot: slot), data: q.data)
             case .read:
-                clientPools[p].units[id] = IOUnit(id: id, q, chunk: chunk, slot: slot)
+                clientPools[p].units.insertAbsent(id, IOUnit(id: id, q, chunk: chunk, slot: slot))  // (fresh ids)
                 sendRead(p, id)
             case .flush:
-                clientPools[p].units[id] = IOUnit(id: id, q, chunk: chunk, slot: slot)
+                clientPools[p].units.insertAbsent(id, IOUnit(id: id, q, chunk: chunk, slot: slot))
                 finishUnit(p, id, .ok(data: []))
             }
         }
     }
 
     /// Starts a write unit (not yet in `units`: it is stored once, with its targets).
-    private mutating func startWrite(_ p: Int, _ unit: consuming IOUnit) {
+    private mutating func startWrite(_ p: Int, _ unit: consuming IOUnit, data: [UInt8]) {
         precondition(!clientPools[p].isSync, "writes through a sync pool are refused")
         let id = unit.id
         // Static helpers on the stored arrays: a computed property of `clientPools[p]` copies the pool.
         let targets = ClientPool.writeTargets(clientPools[p].legs)
         guard !targets.isEmpty else {
-            clientPools[p].units[id] = unit
+            clientPools[p].units.insertAbsent(id, unit)
             return finishUnit(p, id, .failed(.EIO))
         }
         let piggyback = ClientPool.piggybackMembers(clientPools[p].members, clientPools[p].legs)
@@ -83,8 +85,8 @@ extension Node {
         if !piggyback.isEmpty { emit(.probe(.piggybackedFailedMember)) }
         unit.waitingOn = targets
         unit.piggybacked = piggyback
-        let (offsetBytes, lengthBytes, data, slot) = (unit.offsetBytes, unit.lengthBytes, unit.data, unit.slot)
-        clientPools[p].units[id] = consume unit
+        let (offsetBytes, lengthBytes, slot) = (unit.offsetBytes, unit.lengthBytes, unit.slot)
+        clientPools[p].units.insertAbsent(id, consume unit)
         let version = clientPools[p].mapVersion
         let name = clientPools[p].name
         let failedMembers = Array(piggyback)  // (empty: no allocation)
@@ -215,19 +217,22 @@ extension Node {
     }
 
     private mutating func finishBlockPiece(_ tag: BlockIOTag, offsetInRequest: UInt64, _ result: BlockIOResult) {
-        // In place: copying the parent out and back would copy its data buffer.
-        guard blocks.contains(key: tag) else { return }
-        blocks[tag]!.remaining -= 1
-        switch result {
-        case .ok(let data):
-            if blocks[tag]!.op == .read {
-                let start = Int(offsetInRequest)
-                blocks[tag]!.data.replaceSubrange(start..<(start + data.count), with: data)
+        // In place, in one lookup: copying the parent out and back would copy its data buffer,
+        // and each `blocks[tag]!` looked the tag up again.
+        let remaining = blocks.update(tag) { parent -> Int in
+            parent.remaining -= 1
+            switch result {
+            case .ok(let data):
+                if parent.op == .read {
+                    let start = Int(offsetInRequest)
+                    parent.data.replaceSubrange(start..<(start + data.count), with: data)
+                }
+            case .failed(let e):
+                if parent.error == nil { parent.error = e }
             }
-        case .failed(let e):
-            if blocks[tag]!.error == nil { blocks[tag]!.error = e }
+            return parent.remaining
         }
-        if blocks[tag]!.remaining > 0 { return }
+        guard let remaining, remaining <= 0 else { return }
         let parent = blocks.removeValue(forKey: tag)!
         if let e = parent.error {
             emit(.completeBlockIO(tag, .failed(e)))

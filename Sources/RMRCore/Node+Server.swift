@@ -85,17 +85,22 @@ extension Node {
             return
         }
         let tag = PersistTag(nextSerial())
-        persistActions[tag] = actions
-        if let chunk { serverPools[s].chunkPersist[chunk] = tag }
+        persistActions.insertAbsent(tag, actions)  // (fresh tag)
+        if let chunk {
+            serverPools[s].chunkPersist[chunk] = tag
+            persistBarriers.insertAbsent(tag, PersistBarrier(pool: serverPools[s].name, chunk: chunk))
+        }
         emit(.persist(tag, device: store.device, PersistRecord(updates)))
     }
 
     mutating func handlePersistCompleted(_ tag: PersistTag, ok: Bool) {
         let actions = persistActions.removeValue(forKey: tag) ?? []
-        for s in serverPools.indices {
-            // Forget chunk barriers that this persist satisfied (lookups only: order-free).
-            let done = serverPools[s].chunkPersist.filter { $0.value == tag }.keys.sorted()
-            for c in done { serverPools[s].chunkPersist[c] = nil }
+        // Forget the chunk barrier this persist satisfied: the one chunk it was made for, if no
+        // later persist took the barrier over (found through `persistBarriers`: scanning every
+        // pool's barriers for this tag built a filtered table per pool and persist).
+        if let barrier = persistBarriers.removeValue(forKey: tag), let s = serverPoolIndex(barrier.pool),
+           serverPools[s].chunkPersist[barrier.chunk] == tag {
+            serverPools[s].chunkPersist[barrier.chunk] = nil
         }
         if !ok {
             // A metadata write failed: the store can no longer promise durability.

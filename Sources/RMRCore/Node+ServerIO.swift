@@ -52,7 +52,8 @@ extension Node {
         switch io.op {
         case .read:
             let tag = StoreTag(nextSerial())
-            storeOps[tag] = .clientIO(pool: name, peer: peer, rid: rid, request: io, isSync: isSync, store: store.incarnation)
+            storeOps.insertAbsent(tag, .clientIO(pool: name, peer: peer, rid: rid, op: io.op, offsetBytes: io.offsetBytes, slot: io.slot,
+                                                 isSync: isSync, store: store.incarnation))  // (fresh tag)
             emit(.submitStore(tag, device: store.device, .read(offsetBytes: io.offsetBytes, lengthBytes: io.lengthBytes)))
         case .write:
             admitWrite(s, io, chunk: chunk, rid: rid, from: peer)
@@ -86,7 +87,8 @@ extension Node {
             return respond(.failed(.EIO), rid: rid, pool: name, to: peer)
         }
         let tag = StoreTag(nextSerial())
-        storeOps[tag] = .clientIO(pool: name, peer: peer, rid: rid, request: io, isSync: false, store: store.incarnation)
+        storeOps.insertAbsent(tag, .clientIO(pool: name, peer: peer, rid: rid, op: io.op, offsetBytes: io.offsetBytes, slot: io.slot,
+                                             isSync: false, store: store.incarnation))  // (fresh tag)
         emit(.submitStore(tag, device: store.device, .write(offsetBytes: io.offsetBytes, data: io.data)))
     }
 
@@ -132,27 +134,29 @@ extension Node {
 
     mutating func handleStoreCompleted(_ tag: StoreTag, _ result: StoreResult) {
         guard let context = storeOps.removeValue(forKey: tag) else { return }
-        switch context {
-        case .clientIO(let pool, let peer, let rid, let request, let isSync, let store):
+        // Consumed: the cases' fields move into the bindings (a copy retained each and then
+        // destroyed the whole context through its value witness).
+        switch consume context {
+        case .clientIO(let pool, let peer, let rid, let op, let offsetBytes, let slot, let isSync, let store):
             guard let s = serverPoolIndex(pool) else { return respond(.failed(.EIO), rid: rid, pool: pool, to: peer) }
-            let chunk = serverPools[s].geometry.chunk(ofByte: request.offsetBytes)
+            let chunk = serverPools[s].geometry.chunk(ofByte: offsetBytes)
             guard storeIncarnation(s) == store else {
                 // Submitted to a store since removed or replaced: whatever the old device did,
                 // the current store does not hold it, and its error is not the current store's.
-                if request.op == .write { unpinIntent(s, chunk: chunk) }
+                if op == .write { unpinIntent(s, chunk: chunk) }
                 emit(.ignored(.completionOfRemovedStore(pool: pool)))
                 return respond(.failed(.EIO), rid: rid, pool: pool, to: peer)
             }
             switch result {
             case .ok(let data):
-                if request.op == .write {
-                    recordLastIO(s, slot: request.slot, chunk: chunk)
+                if op == .write {
+                    recordLastIO(s, slot: slot, chunk: chunk)
                     respond(.ok, rid: rid, pool: pool, to: peer)
                 } else {
                     respond(.data(data), rid: rid, pool: pool, to: peer)
                 }
             case .failed(let errno):
-                if request.op == .write { unpinIntent(s, chunk: chunk) }
+                if op == .write { unpinIntent(s, chunk: chunk) }
                 if !isSync { storeFailed(s) }
                 respond(.failed(errno), rid: rid, pool: pool, to: peer)
             }
@@ -222,7 +226,7 @@ extension Node {
         case .ok(let data):
             guard let store = serverPools[s].store, store.open else { return chunkSyncFailed(s, chunk: chunk, lock: lock) }
             let tag = StoreTag(nextSerial())
-            storeOps[tag] = .syncWrite(pool: name, chunk: chunk, lock: lock, store: store.incarnation)
+            storeOps.insertAbsent(tag, .syncWrite(pool: name, chunk: chunk, lock: lock, store: store.incarnation))
             emit(.submitStore(tag, device: store.device, .write(offsetBytes: serverPools[s].geometry.firstByte(of: chunk), data: data)))
         case .failed:
             emit(.probe(.syncSourceFailedMidChunk))

@@ -80,7 +80,9 @@ extension Node {
     // MARK: Invariants (style rule 10: after every input, in release builds too; whole-map
     // scans only with `verify`)
 
-    func checkInvariants() {
+    // Inlined into `apply` with its two helpers: calling a non-mutating method of the node from
+    // a mutating one copies the whole node (336 bytes) to pass it, once per input.
+    @inline(__always) func checkInvariants() {
         // Indices, not `for p in pools`: a loop variable would copy each pool (a retain and a
         // release per field) on every input; this runs after every input, in release builds.
         for pi in clientPools.indices {
@@ -91,29 +93,33 @@ extension Node {
         }
     }
 
-    private func checkClientPool(_ pi: Int) {
+    @inline(__always) private func checkClientPool(_ pi: Int) {
         // The name is read only when a message is made (keeping it in a local costs a retain).
         var name: String { clientPools[pi].name }
         precondition(clientPools[pi].freeSlots.count + clientPools[pi].units.count == clientPools[pi].queueDepth, "\(name): IO slots leaked")
         precondition(clientPools[pi].frozen == (clientPools[pi].freezeHolders > 0), "\(name): frozen flag disagrees with holders")
         precondition(clientPools[pi].legs.count <= Limits.maxLegs, "\(name): more than \(Limits.maxLegs) legs")
         if !clientPools[pi].frozen { precondition(clientPools[pi].drainWaiters.isEmpty, "\(name): drain waiters without a freeze") }
-        clientPools[pi].legs.withUnsafeBufferPointer { legs in
-            var normal = false
-            for l in legs where !l.isSync && l.state == .normal { normal = true }
-            for i in legs.indices {
-                precondition(!(legs[i].state == .normal && legs[i].maintenance), "\(name)/\(legs[i].session): normal in maintenance")
-                precondition(!(normal && legs[i].wasLastAuthoritative), "\(name)/\(legs[i].session): authoritative flag beside a normal leg")
-                var j = i + 1
-                while j < legs.count {
-                    precondition(legs[i].member == 0 || legs[j].member != legs[i].member, "\(name): two legs with member id \(legs[i].member)")
-                    j += 1
-                }
+        // Legs read in place by index: binding the array (or borrowing its buffer) retains and
+        // releases it once per input.
+        let legCount = clientPools[pi].legs.count
+        var normal = false
+        for i in 0..<legCount where !clientPools[pi].legs[i].isSync && clientPools[pi].legs[i].state == .normal { normal = true }
+        for i in 0..<legCount {
+            var leg: String { clientPools[pi].legs[i].session }
+            let state = clientPools[pi].legs[i].state
+            precondition(!(state == .normal && clientPools[pi].legs[i].maintenance), "\(name)/\(leg): normal in maintenance")
+            precondition(!(normal && clientPools[pi].legs[i].wasLastAuthoritative), "\(name)/\(leg): authoritative flag beside a normal leg")
+            let member = clientPools[pi].legs[i].member
+            var j = i + 1
+            while j < legCount {
+                precondition(member == 0 || clientPools[pi].legs[j].member != member, "\(name): two legs with member id \(member)")
+                j += 1
             }
         }
     }
 
-    private func checkServerPool(_ si: Int) {
+    @inline(__always) private func checkServerPool(_ si: Int) {
         let state = serverPools[si].state
         let hasStore = serverPools[si].store != nil
         precondition(!(state == .normal && !hasStore), "\(serverPools[si].name): normal without a store")

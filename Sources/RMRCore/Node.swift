@@ -87,8 +87,17 @@ struct BlockParent: Sendable, Hashable {
 
 /// What to do when a store IO completes.
 enum StoreContext: Sendable, Hashable {
-    case clientIO(pool: String, peer: HostAddress, rid: RequestID, request: IORequest, isSync: Bool, store: UInt64)
+    /// Only what the completion needs of the request (op, offset, slot): holding the whole
+    /// request retained its data and member arrays and copied it through an outlined copy.
+    case clientIO(pool: String, peer: HostAddress, rid: RequestID, op: IOOperation, offsetBytes: UInt64, slot: UInt32,
+                  isSync: Bool, store: UInt64)
     case syncWrite(pool: String, chunk: ChunkIndex, lock: UInt64, store: UInt64)
+}
+
+/// A chunk whose operations wait for a persist (see `Node.persistBarriers`).
+struct PersistBarrier: Sendable, Hashable {
+    var pool: String
+    var chunk: ChunkIndex
 }
 
 /// What to do when a persist completes.
@@ -155,6 +164,9 @@ public struct Node: Sendable {
     var blocks: IntKeyedTable<BlockIOTag, BlockParent> = [:]
     var storeOps: IntKeyedTable<StoreTag, StoreContext> = [:]
     var persistActions: IntKeyedTable<PersistTag, [PersistAction]> = [:]
+    /// The chunk barrier (`ServerPool.chunkPersist`) each persist in flight was made for: the
+    /// only entry its completion can clear (a tag is set on one chunk of one pool, once).
+    var persistBarriers: IntKeyedTable<PersistTag, PersistBarrier> = [:]
     var deviceJobs: [UInt64: DeviceMapJob] = [:]
     var adminDeadlines: [AdminDeadline] = []
 
@@ -259,9 +271,10 @@ public struct Node: Sendable {
     func isLinkUp(_ peer: HostAddress) -> Bool { linksUp.contains(peer) }
 
     /// Sends a request from client pool `pool` and remembers what the answer is for.
-    mutating func sendRequest(_ request: consuming Request, pool: String, to peer: HostAddress, kind: PendingKind) {
+    mutating func sendRequest(_ request: consuming Request, pool: String, to peer: HostAddress, kind: consuming PendingKind) {
         let rid = RequestID(nextSerial())
-        pending[rid] = PendingRequest(peer: peer, sentAt: now, pool: pool, kind: kind)
+        // Fresh id: inserted without the setter's lookup; `kind` consumed, moved in (not copied).
+        pending.insertAbsent(rid, PendingRequest(peer: peer, sentAt: now, pool: pool, kind: kind))
         emit(.send(.request(rid, pool: pool, request), to: peer))
     }
 
@@ -273,8 +286,10 @@ public struct Node: Sendable {
         emit(.rejected(Rejection(machine: machine, state: state, input: input, reason: reason)))
     }
 
-    func clientPoolIndex(_ name: String) -> Int? { clientPools.firstIndex { $0.name == name } }
-    func serverPoolIndex(_ name: String) -> Int? { serverPools.firstIndex { $0.name == name } }
+    // Inlined: a call to a non-mutating method of the node from a mutating one copies the
+    // whole node (336 bytes) to pass it; these two run several times per input.
+    @inline(__always) func clientPoolIndex(_ name: String) -> Int? { clientPools.firstIndex { $0.name == name } }
+    @inline(__always) func serverPoolIndex(_ name: String) -> Int? { serverPools.firstIndex { $0.name == name } }
 
     // MARK: - Links
 

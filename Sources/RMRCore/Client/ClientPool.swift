@@ -38,21 +38,23 @@ struct IOUnit: Sendable, Hashable {
     let op: IOOperation
     let offsetBytes: UInt64
     let lengthBytes: UInt64
-    let data: [UInt8]
+    // (No data: a write's buffer goes from the queued request straight into its requests;
+    // kept here it was retained, copied with the unit into its table and released at the end.)
     let chunk: ChunkIndex
     var slot: UInt32 = 0
-    /// Legs a data request is outstanding on.
-    var waitingOn: MemberList = []
-    var succeeded: MemberList = []
-    var failed: MemberList = []
+    /// Legs a data request is outstanding on. (Empty lists made by `MemberList()`: the `[]`
+    /// literal goes through the sequence initialiser, six times per unit.)
+    var waitingOn = MemberList()
+    var succeeded = MemberList()
+    var failed = MemberList()
     /// Members piggybacked as failed on this write.
-    var piggybacked: MemberList = []
+    var piggybacked = MemberList()
     /// MAP_ADD phase: legs still to answer, and whether one succeeded.
-    var mapAddWaitingOn: MemberList = []
+    var mapAddWaitingOn = MemberList()
     var mapAddSucceeded = false
     var inMapAddPhase = false
     /// Reads: legs already tried, and the first error seen.
-    var tried: MemberList = []
+    var tried = MemberList()
     var firstError: Errno?
 }
 
@@ -60,7 +62,7 @@ extension IOUnit {
     /// The unit serving queued request `q` in `slot`.
     init(id: UInt64, _ q: borrowing QueuedIO, chunk: ChunkIndex, slot: UInt32) {
         self.init(id: id, owner: q.owner, op: q.op, offsetBytes: q.offsetBytes, lengthBytes: q.lengthBytes,
-                  data: q.data, chunk: chunk, slot: slot)
+                  chunk: chunk, slot: slot)
     }
 
     /// `member` answered a data request: it is no longer waited on; a write records whether it

@@ -42,14 +42,67 @@ extension BlockIOTag: IntKey {
     @inlinable @inline(__always) public init(intKey: UInt64) { self.init(intKey) }
 }
 
+/// The slots of an `IntKeyedTable`, in one object shared by copies of the table until one of
+/// them is mutated (copy-on-write, as an array's buffer).
+///
+/// Raw storage, not arrays: every slot's value is initialised (nil when the slot is empty), so
+/// a value moves into an empty slot by initialisation and out of a slot by a move, where an
+/// array element is assigned (the old optional destroyed first) or swapped through a local
+/// (copied, then destroyed). For the core's large value types the compiler destroys and copies
+/// an optional through the runtime's generic Optional witness (~80 instructions a call, several
+/// per IO). `occupied` says whether a slot holds a key without reading the optional's tag (for
+/// those types, another runtime call). One uniqueness check per mutation, where the two arrays
+/// had one each.
+@usableFromInline
+final class IntKeyedTableStorage<Value> {
+    @usableFromInline let capacity: Int
+    @usableFromInline let keys: UnsafeMutablePointer<UInt64>
+    @usableFromInline let occupied: UnsafeMutablePointer<Bool>
+    @usableFromInline let values: UnsafeMutablePointer<Value?>
+
+    /// Empty slots.
+    @inlinable init(capacity: Int) {
+        self.capacity = capacity
+        keys = .allocate(capacity: capacity)
+        keys.initialize(repeating: 0, count: capacity)
+        occupied = .allocate(capacity: capacity)
+        occupied.initialize(repeating: false, count: capacity)
+        values = .allocate(capacity: capacity)
+        values.initialize(repeating: nil, count: capacity)
+    }
+
+    /// A copy of `other`'s slots (keys in the same slots).
+    @inlinable init(copying other: IntKeyedTableStorage) {
+        capacity = other.capacity
+        keys = .allocate(capacity: capacity)
+        keys.initialize(from: other.keys, count: capacity)
+        occupied = .allocate(capacity: capacity)
+        occupied.initialize(from: other.occupied, count: capacity)
+        values = .allocate(capacity: capacity)
+        values.initialize(from: other.values, count: capacity)
+    }
+
+    @inlinable deinit {
+        values.deinitialize(count: capacity)
+        values.deallocate()
+        occupied.deallocate()
+        keys.deallocate()
+    }
+}
+
 public struct IntKeyedTable<Key: IntKey, Value> {
-    /// Slot keys; meaningful only where `values[i]` is not nil (an empty slot).
-    @usableFromInline var slotKeys: [UInt64] = []
-    @usableFromInline var values: [Value?] = []
+    /// The slots (nil until the first insertion: an empty table allocates nothing).
+    @usableFromInline var storage: IntKeyedTableStorage<Value>?
+    /// `storage`'s three pointers, kept here: reaching them through the object would retain and
+    /// release it around each access. Valid while `storage` is not nil.
+    @usableFromInline var keyBase: UnsafeMutablePointer<UInt64>?
+    @usableFromInline var occupiedBase: UnsafeMutablePointer<Bool>?
+    @usableFromInline var valueBase: UnsafeMutablePointer<Value?>?
     /// Number of keys present (`count`).
     @usableFromInline var used = 0
-    /// 64 - log2 of the capacity (the capacity is `values.count`, 0 or a power of two; the
-    /// shift is used only once there are slots).
+    /// Number of slots: 0 or a power of two.
+    @usableFromInline var capacity = 0
+    /// 64 - log2 of the capacity (the shift is used only once there are slots).
     @usableFromInline var shift: UInt64 = 64
 
     /// An empty table (no slots are allocated until the first insertion).
@@ -58,19 +111,16 @@ public struct IntKeyedTable<Key: IntKey, Value> {
     /// Number of keys present.
     @inlinable public var count: Int { used }
     @inlinable public var isEmpty: Bool { used == 0 }
-    @inlinable var capacity: Int { values.count }
     @inlinable static var minCapacity: Int { 8 }
+
+    @inlinable var slotKeys: UnsafeMutablePointer<UInt64> { @inline(__always) get { keyBase.unsafelyUnwrapped } }
+    @inlinable var occupied: UnsafeMutablePointer<Bool> { @inline(__always) get { occupiedBase.unsafelyUnwrapped } }
+    @inlinable var values: UnsafeMutablePointer<Value?> { @inline(__always) get { valueBase.unsafelyUnwrapped } }
 
     /// Home slot of `key`: the top bits of the key times 2^64 / golden ratio.
     @inlinable @inline(__always)
     func home(_ key: UInt64) -> Int {
         Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> shift)
-    }
-
-    @inlinable @inline(__always)
-    func isUsed(_ i: Int) -> Bool {
-        if case .none = values[i] { return false }
-        return true
     }
 
     /// The slot holding `key`, or nil.
@@ -79,7 +129,7 @@ public struct IntKeyedTable<Key: IntKey, Value> {
         guard used > 0 else { return nil }
         let mask = capacity - 1
         var i = home(key)
-        while isUsed(i) {
+        while occupied[i] {
             if slotKeys[i] == key { return i }
             i = (i + 1) & mask
         }
@@ -91,35 +141,63 @@ public struct IntKeyedTable<Key: IntKey, Value> {
     func freeSlot(for key: UInt64) -> Int {
         let mask = capacity - 1
         var i = home(key)
-        while isUsed(i) { i = (i + 1) & mask }
+        while occupied[i] { i = (i + 1) & mask }
         return i
+    }
+
+    /// Uses `st` as the slots.
+    @inlinable @inline(__always)
+    mutating func adopt(_ st: IntKeyedTableStorage<Value>) {
+        keyBase = st.keys
+        occupiedBase = st.occupied
+        valueBase = st.values
+        capacity = st.capacity
+        storage = st
+    }
+
+    /// Makes the slots this table's alone before a mutation (there are slots).
+    @inlinable @inline(__always)
+    mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) {
+            adopt(IntKeyedTableStorage(copying: storage.unsafelyUnwrapped))
+        }
     }
 
     /// Inserts absent `key` with `value` (not nil), growing first if needed (load kept at or
     /// below 1/2); returns its slot.
     @inlinable @inline(__always) @discardableResult
     mutating func insertNew(_ key: UInt64, _ value: consuming Value?) -> Int {
-        if (used + 1) * 2 > capacity { grow() }
+        if (used + 1) * 2 > capacity { grow() } else { makeUnique() }
         let i = freeSlot(for: key)
         slotKeys[i] = key
-        values[i] = value
+        occupied[i] = true
+        // The slot holds nil (nothing to destroy): initialised, not assigned.
+        (values + i).initialize(to: value)
         used += 1
         return i
     }
 
+    /// Doubles the slots (at least `minCapacity`), keys re-inserted in slot order; the new
+    /// slots are this table's alone.
     @inlinable
     mutating func grow() {
         let newCapacity = Swift.max(IntKeyedTable.minCapacity, capacity * 2)
-        var oldValues: [Value?] = Array(repeating: nil, count: newCapacity)
-        swap(&oldValues, &values)
-        var oldKeys: [UInt64] = Array(repeating: 0, count: newCapacity)
-        swap(&oldKeys, &slotKeys)
+        let unique = isKnownUniquelyReferenced(&storage)
+        let old = storage
+        adopt(IntKeyedTableStorage<Value>(capacity: newCapacity))
         shift = UInt64(64 - newCapacity.trailingZeroBitCount)
-        for j in oldValues.indices {
-            guard case .some = oldValues[j] else { continue }
-            let i = freeSlot(for: oldKeys[j])
-            slotKeys[i] = oldKeys[j]
-            swap(&values[i], &oldValues[j])
+        guard let old else { return }
+        for j in 0..<old.capacity where old.occupied[j] {
+            let i = freeSlot(for: old.keys[j])
+            slotKeys[i] = old.keys[j]
+            occupied[i] = true
+            if unique {
+                // Moved: the old slot is left nil (its storage is released at the end).
+                (values + i).moveInitialize(from: old.values + j, count: 1)
+                (old.values + j).initialize(to: nil)
+            } else {
+                (values + i).initialize(to: old.values[j])
+            }
         }
     }
 
@@ -127,26 +205,33 @@ public struct IntKeyedTable<Key: IntKey, Value> {
     /// reachable from its home slot without crossing an empty slot.
     @inlinable
     mutating func delete(at i: Int) -> Value {
-        var removed: Value? = nil
-        swap(&removed, &values[i])
+        makeUnique()
+        let removed = (values + i).move()
+        (values + i).initialize(to: nil)
+        occupied[i] = false
         vacate(i)
         return removed!
     }
 
-    /// Slot `i` was just emptied (its value set to nil): counts it and closes the gap.
+    /// Slot `i` (the table's alone) was just emptied (nil, not occupied): counts it and closes
+    /// the gap.
     @inlinable
     mutating func vacate(_ i: Int) {
         used -= 1
         let mask = capacity - 1
         var hole = i
         var j = (i + 1) & mask
-        while isUsed(j) {
+        while occupied[j] {
             let h = home(slotKeys[j])
             // Move j into the hole unless its home lies cyclically in (hole, j].
             let stays = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j)
             if !stays {
                 slotKeys[hole] = slotKeys[j]
-                values.swapAt(hole, j)
+                occupied[hole] = true
+                // The hole holds nil: j's value moves in, and j is left nil.
+                (values + hole).moveInitialize(from: values + j, count: 1)
+                (values + j).initialize(to: nil)
+                occupied[j] = false
                 hole = j
             }
             j = (j + 1) & mask
@@ -164,8 +249,12 @@ public struct IntKeyedTable<Key: IntKey, Value> {
         @inline(__always) set {
             let k = key.intKey
             if let i = slot(of: k) {
-                values[i] = newValue
-                if case .none = values[i] { vacate(i) }
+                if case .none = newValue {
+                    _ = delete(at: i)
+                } else {
+                    makeUnique()
+                    values[i] = newValue
+                }
             } else if case .some = newValue {
                 insertNew(k, newValue)
             }
@@ -174,12 +263,17 @@ public struct IntKeyedTable<Key: IntKey, Value> {
             let k = key.intKey
             if let i = slot(of: k) {
                 // In place: the value is yielded in its slot, not copied out.
-                yield &values[i]
-                if case .none = values[i] { vacate(i) }
+                makeUnique()
+                let slotValues = values
+                yield &slotValues[i]
+                if case .none = slotValues[i] {
+                    occupied[i] = false
+                    vacate(i)
+                }
             } else {
                 var fresh: Value? = nil
                 yield &fresh
-                if case .some = fresh { insertNew(k, fresh) }
+                if case .some = fresh { insertNew(k, consume fresh) }
             }
         }
     }
@@ -192,8 +286,10 @@ public struct IntKeyedTable<Key: IntKey, Value> {
         }
         @inline(__always) _modify {
             let k = key.intKey
-            let i = slot(of: k) ?? insertNew(k, defaultValue())
-            yield &values[i]!
+            let i: Int
+            if let found = slot(of: k) { makeUnique(); i = found } else { i = insertNew(k, defaultValue()) }
+            let slotValues = values
+            yield &slotValues[i]!
         }
     }
 
@@ -205,7 +301,15 @@ public struct IntKeyedTable<Key: IntKey, Value> {
     @inlinable @inline(__always)
     public mutating func update<R>(_ key: Key, _ body: (inout Value) throws -> R) rethrows -> R? {
         guard let i = slot(of: key.intKey) else { return nil }
+        makeUnique()
         return try body(&values[i]!)
+    }
+
+    /// Inserts `value` for `key`, which the caller knows is absent (a tag or id just made from
+    /// a serial, or checked): the subscript's setter looks the key up first.
+    @inlinable @inline(__always)
+    mutating func insertAbsent(_ key: Key, _ value: consuming Value) {
+        insertNew(key.intKey, Optional(value))
     }
 
     /// Removes `key`; returns its value (nil: it was absent).
@@ -224,16 +328,18 @@ public struct IntKeyedTable<Key: IntKey, Value> {
     @inlinable public var keys: [Key] {
         var out: [Key] = []
         out.reserveCapacity(used)
-        for i in values.indices where isUsed(i) { out.append(Key(intKey: slotKeys[i])) }
+        guard let st = storage else { return out }
+        for i in 0..<st.capacity where st.occupied[i] { out.append(Key(intKey: st.keys[i])) }
         return out
     }
 
     /// The entries for which `isIncluded` holds.
     @inlinable public func filter(_ isIncluded: ((key: Key, value: Value)) throws -> Bool) rethrows -> IntKeyedTable {
         var out = IntKeyedTable()
-        for i in values.indices where isUsed(i) {
-            let v = values[i]!
-            if try isIncluded((Key(intKey: slotKeys[i]), v)) { out.insertNew(slotKeys[i], v) }
+        guard let st = storage else { return out }
+        for i in 0..<st.capacity where st.occupied[i] {
+            let v = st.values[i]!
+            if try isIncluded((Key(intKey: st.keys[i]), v)) { out.insertNew(st.keys[i], v) }
         }
         return out
     }
@@ -241,14 +347,15 @@ public struct IntKeyedTable<Key: IntKey, Value> {
 
 extension IntKeyedTable: Sequence {
     public struct Iterator: IteratorProtocol {
-        @usableFromInline let table: IntKeyedTable
+        @usableFromInline let storage: IntKeyedTableStorage<Value>?
         @usableFromInline var position = 0
-        @inlinable init(table: IntKeyedTable) { self.table = table }
+        @inlinable init(table: IntKeyedTable) { self.storage = table.storage }
         @inlinable public mutating func next() -> (key: Key, value: Value)? {
-            while position < table.values.count {
+            guard let st = storage else { return nil }
+            while position < st.capacity {
                 let i = position
                 position += 1
-                if let v = table.values[i] { return (Key(intKey: table.slotKeys[i]), v) }
+                if st.occupied[i] { return (Key(intKey: st.keys[i]), st.values[i]!) }
             }
             return nil
         }
@@ -267,7 +374,9 @@ extension IntKeyedTable: ExpressibleByDictionaryLiteral {
     }
 }
 
-extension IntKeyedTable: Sendable where Value: Sendable {}
+// Value semantics: the shared slots are never mutated while shared (copy-on-write), as an
+// array's buffer.
+extension IntKeyedTable: @unchecked Sendable where Value: Sendable {}
 
 /// Equal when they hold the same keys with equal values (slot order does not matter).
 extension IntKeyedTable: Equatable where Value: Equatable {

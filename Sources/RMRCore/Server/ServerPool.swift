@@ -104,9 +104,11 @@ struct ServerPool: Sendable {
                       mappedBytes: mappedSectors * Limits.sectorBytes)
     }
     var hasNonSyncSession: Bool { sessions.contains { !$0.isSync } }
-    func mapIndex(_ m: MemberID) -> Int? { mapMembers.firstIndex(of: m) }
+    // Inlined (these two are asked per IO and per locked chunk after every input): a call on
+    // `serverPools[s]` copies the whole pool (392 bytes) to pass it.
+    @inline(__always) func mapIndex(_ m: MemberID) -> Int? { mapMembers.firstIndex(of: m) }
     var ownMap: DirtyMap? { mapIndex(member).map { maps[$0] } }
-    func isDirtyForSelf(_ chunk: ChunkIndex) -> Bool {
+    @inline(__always) func isDirtyForSelf(_ chunk: ChunkIndex) -> Bool {
         guard let i = mapIndex(member) else { return false }
         return chunk < maps[i].chunkCount && maps[i].isDirty(chunk)
     }
