@@ -67,3 +67,43 @@ extension IntKeyedTableTests {
         #expect(t.count == 1 && t[StoreTag(4)] == nil)
     }
 }
+
+/// Counts live instances: the table keeps values in raw storage and moves them by hand, so a
+/// value copied, dropped or released twice shows up as a wrong count (or a crash).
+private final class Tracked {
+    nonisolated(unsafe) static var live = 0
+    let id: UInt64
+    init(_ id: UInt64) { self.id = id; Tracked.live += 1 }
+    deinit { Tracked.live -= 1 }
+}
+
+extension IntKeyedTableTests {
+    @Test func valuesAreReleasedExactlyOnceThroughInsertsMovesCopiesAndGrowth() {
+        do {
+            var rng = SplitMix64(seed: 7)
+            var table: IntKeyedTable<UInt64, Tracked> = [:]
+            var reference: [UInt64: UInt64] = [:]
+            var copies: [IntKeyedTable<UInt64, Tracked>] = []
+            for step in UInt64(0)..<3000 {
+                let k = rng.next(below: 300)
+                switch rng.next(below: 5) {
+                case 0:
+                    if !table.contains(key: k) { table.insertAbsent(k, Tracked(step)); reference[k] = step }
+                case 1:
+                    table[k] = Tracked(step); reference[k] = step
+                case 2:
+                    #expect(table.removeValue(forKey: k)?.id == reference.removeValue(forKey: k))
+                case 3:
+                    if rng.next(below: 50) == 0 { copies.append(table) }  // shared storage, then copy on write
+                default:
+                    table[k] = nil; reference[k] = nil
+                }
+                #expect(table[k]?.id == reference[k])
+            }
+            #expect(table.count == reference.count)
+            for (k, v) in table { #expect(reference[k] == v.id) }
+            #expect(!copies.isEmpty)
+        }
+        #expect(Tracked.live == 0, "every value released once")
+    }
+}

@@ -309,6 +309,7 @@ public struct IntKeyedTable<Key: IntKey, Value> {
     /// a serial, or checked): the subscript's setter looks the key up first.
     @inlinable @inline(__always)
     mutating func insertAbsent(_ key: Key, _ value: consuming Value) {
+        assert(!contains(key: key), "IntKeyedTable.insertAbsent: key \(key) is present")
         insertNew(key.intKey, Optional(value))
     }
 
