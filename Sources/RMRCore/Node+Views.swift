@@ -142,6 +142,14 @@ extension Node {
             let count = serverPools[si].geometry.chunkCount
             for m in serverPools[si].maps { precondition(m.chunkCount == count, "\(serverPools[si].name): map size differs from volume") }
         }
+        // Every chunk barrier is found from its persist's tag (`persistBarriers`, which the
+        // completion uses instead of scanning the pools).
+        if options.verify, !serverPools[si].chunkPersist.isEmpty {
+            for (c, tag) in serverPools[si].chunkPersist {
+                precondition(persistBarriers[tag] == PersistBarrier(pool: serverPools[si].name, chunk: c),
+                             "\(serverPools[si].name): chunk \(c) waits for persist \(tag.raw), which does not know it")
+            }
+        }
     }
 }
 

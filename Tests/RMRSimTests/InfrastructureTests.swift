@@ -519,6 +519,29 @@ private final class Token {
         #expect(m.endRead(tag: 8, data: newer) == nil)
     }
 
+    /// A write already in flight when a read starts may show on the sectors it covers, and only
+    /// there: the other sectors must hold the acknowledged version.
+    @Test func aWriteInFlightBeforeTheReadIsAllowedOnlyWhereItOverlaps() {
+        let m = DataModel(device: "brmr0", sectors: 64)
+        let old = m.beginWrite(tag: 1, firstSector: 0, count: 16)
+        m.endWrite(tag: 1, ok: true)
+        let inFlight = m.beginWrite(tag: 2, firstSector: 4, count: 8)  // sectors 4..<12, not done
+        let newVersion = inFlight.withUnsafeBytes { SectorPattern.decode($0, at: 0)!.version }
+        let mixed = Array(old[0..<2048]) + inFlight + Array(old[6144..<8192])
+        m.beginRead(tag: 3, firstSector: 0, count: 16)
+        #expect(m.endRead(tag: 3, data: mixed) == nil)
+        m.beginRead(tag: 4, firstSector: 0, count: 16)
+        #expect(m.endRead(tag: 4, data: old) == nil)  // or not yet
+        // The same version on sector 12, which the write does not cover, is wrong.
+        var beyond = mixed
+        beyond.replaceSubrange(6144..<6656, with: SectorPattern.make(lba: 12, sectors: 1, version: newVersion))
+        m.beginRead(tag: 5, firstSector: 0, count: 16)
+        let violation = m.endRead(tag: 5, data: beyond)
+        #expect(violation?.sector == 12)
+        #expect(violation?.actual == newVersion)
+        #expect(violation?.expected.contains(newVersion) == false)
+    }
+
     /// A write in doubt that a read did not show never happened: later reads may not show it.
     @Test func aWriteInDoubtThatAReadDidNotShowNeverHappened() {
         let m = DataModel(device: "brmr0", sectors: 64)
