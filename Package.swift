@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Target graph (see Docs/architecture.md):
-//   RMRCore    pure protocol state machine (stdlib only)
+// Target graph (README.md, "What is here"):
+//   CPrefetch  one C header: the cache hint the dirty map's batch calls use (no effect on values)
+//   RMRCore    pure protocol state machine (stdlib and CPrefetch only; Tests/RMRSimTests/PurityTests)
 //   RMRControl pure admin control tree: sysfs-style paths -> typed commands, state -> text
 //   RMRFormat  pure on-disk metadata encoding (CRC32C, header, metadata ring)
 //   CAio       libaio system library;  RMRStore: libaio + O_DIRECT block store
@@ -14,7 +15,8 @@ let package = Package(
         .executable(name: "rmr-bench", targets: ["rmr-bench"]),
     ],
     targets: [
-        .target(name: "RMRCore", path: "Sources/RMRCore"),
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        .target(name: "RMRCore", dependencies: ["CPrefetch"], path: "Sources/RMRCore"),
         .target(name: "RMRControl", dependencies: ["RMRCore"], path: "Sources/RMRControl"),
         .target(name: "RMRFormat", dependencies: ["RMRCore"], path: "Sources/RMRFormat"),
         .systemLibrary(name: "CAio", path: "Sources/CAio", providers: [.apt(["libaio-dev"])]),
@@ -24,7 +26,7 @@ let package = Package(
         .target(name: "RMRSim", dependencies: ["RMRCore", "RMRControl", "RMRFormat"], path: "Sources/RMRSim",
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .executableTarget(name: "rmr-sim", dependencies: ["RMRSim"], path: "Sources/rmr-sim"),
-        .executableTarget(name: "rmr-bench", dependencies: ["RMRCore", "RMRSim", "RMRStore"], path: "Sources/rmr-bench"),
+        .executableTarget(name: "rmr-bench", dependencies: ["CPrefetch", "RMRCore", "RMRSim", "RMRStore"], path: "Sources/rmr-bench"),
         .testTarget(name: "RMRCoreTests", dependencies: ["RMRCore", "RMRControl"], path: "Tests/RMRCoreTests"),
         .testTarget(name: "RMRControlTests", dependencies: ["RMRCore", "RMRControl"], path: "Tests/RMRControlTests"),
         .testTarget(name: "RMRStoreTests", dependencies: ["RMRCore", "RMRFormat", "RMRStore"], path: "Tests/RMRStoreTests"),

@@ -1,7 +1,10 @@
-// rmr-bench map: dirty-map memory and speed against the issue-2 targets, with a baseline run
-// of the reference's layout (one byte per chunk) side by side. Random set / isDirty / clear
-// are measured twice: through single calls (one copy-on-write check per set / clear) and
-// through `DirtyMap.withWriter` batches (one check per batch).
+// rmr-bench map: dirty-map memory and speed against the issue-2 targets, with baseline runs
+// of the reference's layout (one byte per chunk) and of a flat bitmap side by side. Random
+// set / isDirty / clear are measured four ways: single calls (one copy-on-write check per
+// set / clear), `DirtyMap.withWriter` loops (one check per batch), single calls with the
+// `prefetch(_:)` hint issued `DirtyMap.prefetchDistance` operations ahead, and the batch calls
+// (`set(contentsOf:)`, `dirtyCount(among:)`, `clear(contentsOf:)`, which prefetch by
+// themselves); the baselines run with and without the same prefetching.
 //
 //   rmr-bench map [--ops N] [--rounds R] [--skip-sequential]
 //     --ops N             random indices per phase (default 16 Mi)
@@ -11,6 +14,7 @@
 // Rates are given per CPU-second of this thread (CLOCK_THREAD_CPUTIME_ID: "one core", not
 // inflated by other processes taking the CPU) and per wall-clock second.
 import Glibc
+import CPrefetch
 import RMRCore
 
 private struct Clock {
@@ -143,6 +147,49 @@ private func rateLine(_ label: String, _ t: PhaseTimes, _ ops: Int, _ cpu: Bool)
     return (t, sinks)
 }
 
+/// Single calls with the `prefetch` hint issued `DirtyMap.prefetchDistance` operations ahead.
+@inline(never) private func hintedPhases(_ m: inout DirtyMap, _ setIdx: UnsafeBufferPointer<UInt64>, _ testIdx: UnsafeBufferPointer<UInt64>,
+                                         _ rounds: Int) -> (PhaseTimes, (Int, Int, Int)) {
+    var t = PhaseTimes()
+    var sinks = (0, 0, 0)
+    let d = DirtyMap.prefetchDistance, n = setIdx.count
+    for _ in 0..<rounds {
+        var k = 0, hits = 0, cleared = 0
+        let t0 = Clock.now()
+        for i in 0..<n { if i + d < n { m.prefetch(setIdx[i + d]) }; k &+= m.set(setIdx[i]) ? 1 : 0 }
+        let t1 = Clock.now()
+        for i in 0..<n { if i + d < n { m.prefetch(testIdx[i + d]) }; hits &+= m.isDirty(testIdx[i]) ? 1 : 0 }
+        let t2 = Clock.now()
+        for i in 0..<n { if i + d < n { m.prefetch(setIdx[i + d]) }; cleared &+= m.clear(setIdx[i]) ? 1 : 0 }
+        let t3 = Clock.now()
+        t.set = .best(t.set, t1 - t0); t.test = .best(t.test, t2 - t1); t.clear = .best(t.clear, t3 - t2)
+        sinks = (k, hits, cleared)
+        precondition(m.isEmpty, "map not empty after clearing what was set")
+    }
+    return (t, sinks)
+}
+
+/// The batch calls, one per phase: `set(contentsOf:)`, `dirtyCount(among:)`,
+/// `clear(contentsOf:)` (each prefetches ahead by itself).
+@inline(never) private func batchPhases(_ m: inout DirtyMap, _ setIdx: UnsafeBufferPointer<UInt64>, _ testIdx: UnsafeBufferPointer<UInt64>,
+                                        _ rounds: Int) -> (PhaseTimes, (Int, Int, Int)) {
+    var t = PhaseTimes()
+    var sinks = (0, 0, 0)
+    for _ in 0..<rounds {
+        let t0 = Clock.now()
+        let k = m.set(contentsOf: setIdx)
+        let t1 = Clock.now()
+        let hits = m.dirtyCount(among: testIdx)
+        let t2 = Clock.now()
+        let cleared = m.clear(contentsOf: setIdx)
+        let t3 = Clock.now()
+        t.set = .best(t.set, t1 - t0); t.test = .best(t.test, t2 - t1); t.clear = .best(t.clear, t3 - t2)
+        sinks = (k, hits, cleared)
+        precondition(m.isEmpty, "map not empty after clearing what was set")
+    }
+    return (t, sinks)
+}
+
 /// The reference's layout: one byte per chunk, through an unsafe pointer (no bounds checks),
 /// with a dirty counter.
 @inline(never) private func bytePhases(_ p: UnsafeMutablePointer<UInt8>, _ setIdx: UnsafeBufferPointer<UInt64>, _ testIdx: UnsafeBufferPointer<UInt64>,
@@ -181,6 +228,70 @@ private func rateLine(_ label: String, _ t: PhaseTimes, _ ops: Int, _ cpu: Bool)
         for c in testIdx { hits &+= (p[Int(c >> 6)] >> (c & 63)) & 1 }
         let t2 = Clock.now()
         for c in setIdx { let w = Int(c >> 6), old = p[w], new = old & ~(1 &<< (c & 63)); p[w] = new; count &-= (old ^ new) >> (c & 63) }
+        let t3 = Clock.now()
+        t.set = .best(t.set, t1 - t0); t.test = .best(t.test, t2 - t1); t.clear = .best(t.clear, t3 - t2)
+        sink &+= hits
+    }
+    return (t, sink &+ count)
+}
+
+/// The byte-per-chunk baseline with the same prefetch hint as the batch calls, so the
+/// prefetching contenders have a like-for-like baseline too.
+@inline(never) private func bytePrefetchPhases(_ p: UnsafeMutablePointer<UInt8>, _ setIdx: UnsafeBufferPointer<UInt64>, _ testIdx: UnsafeBufferPointer<UInt64>,
+                                               _ rounds: Int) -> (PhaseTimes, (Int, Int, Int)) {
+    var t = PhaseTimes()
+    var sinks = (0, 0, 0)
+    var count = 0
+    let d = DirtyMap.prefetchDistance, n = setIdx.count
+    for _ in 0..<rounds {
+        var k = 0, hits = 0, cleared = 0
+        let t0 = Clock.now()
+        for i in 0..<n {
+            if i + d < n { rmr_prefetch_write(p + Int(setIdx[i + d])) }
+            let j = Int(setIdx[i]); if p[j] == 0 { p[j] = 1; count += 1; k += 1 }
+        }
+        let t1 = Clock.now()
+        for i in 0..<n {
+            if i + d < n { rmr_prefetch_write(p + Int(testIdx[i + d])) }
+            hits &+= p[Int(testIdx[i])] != 0 ? 1 : 0
+        }
+        let t2 = Clock.now()
+        for i in 0..<n {
+            if i + d < n { rmr_prefetch_write(p + Int(setIdx[i + d])) }
+            let j = Int(setIdx[i]); if p[j] != 0 { p[j] = 0; count -= 1; cleared += 1 }
+        }
+        let t3 = Clock.now()
+        t.set = .best(t.set, t1 - t0); t.test = .best(t.test, t2 - t1); t.clear = .best(t.clear, t3 - t2)
+        sinks = (k, hits, cleared)
+    }
+    blackHole(count)
+    return (t, sinks)
+}
+
+/// The flat bitmap with the same prefetch hint: the ceiling for the prefetching contenders.
+@inline(never) private func flatPrefetchPhases(_ p: UnsafeMutablePointer<UInt64>, _ setIdx: UnsafeBufferPointer<UInt64>, _ testIdx: UnsafeBufferPointer<UInt64>,
+                                               _ rounds: Int) -> (PhaseTimes, UInt64) {
+    var t = PhaseTimes()
+    var count: UInt64 = 0
+    var sink: UInt64 = 0
+    let d = DirtyMap.prefetchDistance, n = setIdx.count
+    for _ in 0..<rounds {
+        let t0 = Clock.now()
+        for i in 0..<n {
+            if i + d < n { rmr_prefetch_write(p + Int(setIdx[i + d] >> 6)) }
+            let c = setIdx[i], w = Int(c >> 6), old = p[w], new = old | (1 &<< (c & 63)); p[w] = new; count &+= (old ^ new) >> (c & 63)
+        }
+        let t1 = Clock.now()
+        var hits: UInt64 = 0
+        for i in 0..<n {
+            if i + d < n { rmr_prefetch_write(p + Int(testIdx[i + d] >> 6)) }
+            let c = testIdx[i]; hits &+= (p[Int(c >> 6)] >> (c & 63)) & 1
+        }
+        let t2 = Clock.now()
+        for i in 0..<n {
+            if i + d < n { rmr_prefetch_write(p + Int(setIdx[i + d] >> 6)) }
+            let c = setIdx[i], w = Int(c >> 6), old = p[w], new = old & ~(1 &<< (c & 63)); p[w] = new; count &-= (old ^ new) >> (c & 63)
+        }
         let t3 = Clock.now()
         t.set = .best(t.set, t1 - t0); t.test = .best(t.test, t2 - t1); t.clear = .best(t.clear, t3 - t2)
         sink &+= hits
@@ -259,36 +370,61 @@ func runMapBench(_ args: [String]) {
     var writerMap = DirtyMap(chunkCount: chunks)
     let (writerT, writerSinks) = writerPhases(&writerMap, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
     blackHole(writerMap)
+    var hintedMap = DirtyMap(chunkCount: chunks)
+    let (hintedT, hintedSinks) = hintedPhases(&hintedMap, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
+    blackHole(hintedMap)
+    var batchMap = DirtyMap(chunkCount: chunks)
+    let (batchT, batchSinks) = batchPhases(&batchMap, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
+    blackHole(batchMap)
     // Baseline: the reference's layout, one byte per chunk at full size (512 MiB; memory
     // allows it here), pre-touched so page faults are not measured.
     let bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(chunks))
     bytes.initialize(repeating: 0, count: Int(chunks))
     let (byteT, byteSinks) = bytePhases(bytes, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
+    let (bytePfT, bytePfSinks) = bytePrefetchPhases(bytes, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
     bytes.deallocate()
     let flat = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(chunks / 64))
     flat.initialize(repeating: 0, count: Int(chunks / 64))
     let (flatT, flatSink) = flatPhases(flat, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
+    let (flatPfT, flatPfSink) = flatPrefetchPhases(flat, UnsafeBufferPointer(setBuf), UnsafeBufferPointer(testBuf), rounds)
     flat.deallocate()
     for cpu in [true, false] {
+        func ratio(_ a: Clock, _ b: Clock) -> String { lpad(fixed(Double(cpu ? b.cpu : b.wall) / Double(cpu ? a.cpu : a.wall), 2), 6) }
+        func ratioLine(_ label: String, _ t: PhaseTimes, _ base: PhaseTimes) -> String {
+            "  \(pad(label, 42)) set \(ratio(t.set, base.set))  isDirty \(ratio(t.test, base.test))  clear \(ratio(t.clear, base.clear))  all \(ratio(t.all, base.all))  x"
+        }
         print(cpu ? "  per CPU-second (this thread's CPU time):" : "  per wall-clock second (includes time other processes held the CPU):")
+        print("   without prefetching:")
         print(rateLine("DirtyMap single calls (CoW check/op)", mapT, ops, cpu))
         print(rateLine("DirtyMap.Writer (one CoW check per batch)", writerT, ops, cpu))
         print(rateLine("baseline: [UInt8] byte per chunk", byteT, ops, cpu))
-        func ratio(_ a: Clock, _ b: Clock) -> String { lpad(fixed(Double(cpu ? b.cpu : b.wall) / Double(cpu ? a.cpu : a.wall), 2), 6) }
-        print("  \(pad("ratio single calls / baseline", 42)) set \(ratio(mapT.set, byteT.set))  isDirty \(ratio(mapT.test, byteT.test))  clear \(ratio(mapT.clear, byteT.clear))  all \(ratio(mapT.all, byteT.all))  x")
-        print("  \(pad("ratio Writer / baseline", 42)) set \(ratio(writerT.set, byteT.set))  isDirty \(ratio(writerT.test, byteT.test))  clear \(ratio(writerT.clear, byteT.clear))  all \(ratio(writerT.all, byteT.all))  x")
         print(rateLine("reference: flat [UInt64] bitmap", flatT, ops, cpu))
+        print(ratioLine("ratio single calls / baseline", mapT, byteT))
+        print(ratioLine("ratio Writer / baseline", writerT, byteT))
+        print("   prefetching \(DirtyMap.prefetchDistance) operations ahead:")
+        print(rateLine("DirtyMap batch calls (contentsOf/among)", batchT, ops, cpu))
+        print(rateLine("DirtyMap single calls + prefetch(_:)", hintedT, ops, cpu))
+        print(rateLine("baseline: [UInt8] byte per chunk", bytePfT, ops, cpu))
+        print(rateLine("reference: flat [UInt64] bitmap", flatPfT, ops, cpu))
+        print(ratioLine("ratio batch calls / baseline", batchT, bytePfT))
+        print(ratioLine("ratio single + prefetch / baseline", hintedT, bytePfT))
     }
     func phases(_ t: PhaseTimes) -> (String, Bool) {
         let set = mops(ops, t.set.cpu), test = mops(ops, t.test.cpu), clear = mops(ops, t.clear.cpu)
         let ok = min(set, test, clear) >= 50
         return ("set \(fixed(set, 1)) isDirty \(fixed(test, 1)) clear \(fixed(clear, 1)) — \(verdict(ok))", ok)
     }
-    let (writerLine, writerOK) = phases(writerT), (singleLine, singleOK) = phases(mapT)
-    let met = [writerOK ? "batch writer" : nil, singleOK ? "single calls" : nil].compactMap { $0 }
-    print("  target 50 M ops/s per CPU-second, every phase: batch writer: \(writerLine); single calls: \(singleLine)")
+    let contenders = [("batch calls", batchT), ("single calls + prefetch", hintedT), ("Writer", writerT), ("single calls", mapT)]
+    print("  target 50 M ops/s per CPU-second, every phase:")
+    var met: [String] = []
+    for (name, t) in contenders {
+        let (line, ok) = phases(t)
+        print("    \(pad(name, 24)) \(line)")
+        if ok { met.append(name) }
+    }
     print("    => \(met.isEmpty ? "no DirtyMap API meets the target" : "met by: " + met.joined(separator: ", "))")
-    print("  (newly set / test hits / cleared: map \(mapSinks.0) / \(mapSinks.1) / \(mapSinks.2), writer \(writerSinks.0) / \(writerSinks.1) / \(writerSinks.2), baseline \(byteSinks.0) / \(byteSinks.1) / \(byteSinks.2), flat \(flatSink))")
+    print("  (newly set / test hits / cleared: map \(mapSinks.0) / \(mapSinks.1) / \(mapSinks.2), writer \(writerSinks.0) / \(writerSinks.1) / \(writerSinks.2), batch \(batchSinks.0) / \(batchSinks.1) / \(batchSinks.2), hinted \(hintedSinks.0) / \(hintedSinks.1) / \(hintedSinks.2), baseline \(byteSinks.0) / \(byteSinks.1) / \(byteSinks.2) and \(bytePfSinks.0) / \(bytePfSinks.1) / \(bytePfSinks.2), flat \(flatSink) / \(flatPfSink))")
+    precondition(batchSinks == mapSinks && hintedSinks == mapSinks && writerSinks == mapSinks, "DirtyMap APIs disagree on the same operations")
     print("  memory for this workload: DirtyMap ~64 MiB (all 2048 leaves become bitmaps), baseline 512 MiB, flat bitmap 64 MiB")
     print("")
 

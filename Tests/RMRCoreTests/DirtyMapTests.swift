@@ -763,9 +763,10 @@ private func writerRandomBatches(chunkCount n: UInt64, batches: Int, seed: UInt6
             let setting = rng.next(below: 2) == 0
             var want = 0
             for c in chunks { if setting ? single.set(c) : single.clear(c) { want += 1 } }
-            // Sequences that are not arrays go through the same path.
-            let got = setting ? bulk.set(contentsOf: chunks.lazy.map { $0 })
-                              : bulk.clear(contentsOf: AnySequence(chunks))
+            // Both paths: a plain sequence, and a random-access collection (prefetching).
+            let plain = rng.next(below: 2) == 0
+            let got = setting ? (plain ? bulk.set(contentsOf: AnySequence(chunks)) : bulk.set(contentsOf: chunks.lazy.map { $0 }))
+                              : (plain ? bulk.clear(contentsOf: AnySequence(chunks)) : bulk.clear(contentsOf: chunks))
             #expect(got == want, "round \(round) n \(n)")
             #expect(bulk == single)
             #expect(bulk.dirtyCount == single.dirtyCount)
@@ -796,4 +797,85 @@ private func writerRandomBatches(chunkCount n: UInt64, batches: Int, seed: UInt6
         var m = DirtyMap(chunkCount: 10) // empty: the shortcut still checks every index
         m.clear(contentsOf: [1, 2, 10])
     }
+    // The same through plain sequences (no prefetching path) and the read-only batch.
+    await #expect(processExitsWith: .failure) {
+        var m = DirtyMap(chunkCount: 10)
+        m.set(contentsOf: AnySequence([1, 2, 10]))
+    }
+    await #expect(processExitsWith: .failure) {
+        var m = DirtyMap(chunkCount: 10)
+        m.clear(contentsOf: AnySequence([1, 2, 10]))
+    }
+    await #expect(processExitsWith: .failure) {
+        let m = DirtyMap(chunkCount: 10)
+        _ = m.dirtyCount(among: [1, 2, 10])
+    }
+}
+
+/// The random-access batch calls (which prefetch `prefetchDistance` operations ahead) give
+/// the results of single calls for batches shorter than, equal to and longer than the
+/// distance, over slices that do not start at index 0, over markers, bitmaps and freed
+/// leaves, and leave a copy that shares the table unchanged.
+@Test func dirtyMapPrefetchingBatchesMatchSingleCalls() {
+    var rng = SplitMix64(seed: 77)
+    let d = DirtyMap.prefetchDistance
+    for n in [UInt64(1), 100, leaf + 3, 3 * leaf + 100] {
+        var batch = DirtyMap(chunkCount: n), single = DirtyMap(chunkCount: n)
+        var recent: [UInt64] = []
+        for round in 0..<40 {
+            switch round % 8 {
+            case 3: batch.setRange(0..<min(n, leaf)); single.setRange(0..<min(n, leaf)) // a marker
+            case 6: batch.clearRange(0..<min(n, leaf)); single.clearRange(0..<min(n, leaf))
+            default: break
+            }
+            let length = [0, 1, d - 1, d, d + 1, 3 * d, Int(rng.next(below: 500))][round % 7]
+            let all = (0..<(length + 5)).map { _ in
+                recent.isEmpty || rng.next(below: 2) == 0 ? interestingIndex(&rng, n) : recent[Int(rng.next(below: UInt64(recent.count)))]
+            }
+            let chunks = all[5...] // a slice whose indices start at 5
+            recent = Array(chunks.suffix(64))
+            let snapshot = rng.next(below: 3) == 0 ? batch : nil
+            let snapshotRuns = snapshot?.runs()
+            let wantDirty = chunks.filter { single.isDirty($0) }.count
+            #expect(batch.dirtyCount(among: chunks) == wantDirty, "dirtyCount(among:) round \(round) n \(n)")
+            let setting = rng.next(below: 2) == 0
+            var want = 0
+            for c in chunks { if setting ? single.set(c) : single.clear(c) { want += 1 } }
+            let got = setting ? batch.set(contentsOf: chunks) : batch.clear(contentsOf: chunks)
+            #expect(got == want, "round \(round) n \(n) length \(length)")
+            #expect(batch == single)
+            #expect(batch.dirtyCount == single.dirtyCount)
+            batch.checkInvariants()
+            if let snapshot, let snapshotRuns {
+                #expect(snapshot.runs() == snapshotRuns, "snapshot changed in round \(round)")
+                snapshot.checkInvariants()
+            }
+        }
+    }
+    // Through an unsafe buffer (what rmr-bench measures) as well.
+    var m = DirtyMap(chunkCount: 3 * leaf)
+    let chunks: [UInt64] = (0..<200).map { UInt64($0) &* 7919 % (3 * leaf) }
+    let added = chunks.withUnsafeBufferPointer { m.set(contentsOf: $0) }
+    #expect(added == Set(chunks).count)
+    #expect(chunks.withUnsafeBufferPointer { m.dirtyCount(among: $0) } == chunks.count)
+    #expect(chunks.withUnsafeBufferPointer { m.clear(contentsOf: $0) } == Set(chunks).count)
+    #expect(m.isEmpty)
+    m.checkInvariants()
+}
+
+/// `prefetch` is a hint: any chunk, in range or not, over any kind of leaf, changes nothing
+/// and never traps; a shared table stays shared.
+@Test func dirtyMapPrefetchChangesNothing() {
+    let n = 2 * leaf + 10
+    var m = DirtyMap(chunkCount: n)
+    m.set(3); m.setRange(leaf..<(2 * leaf))
+    let copy = m
+    let runs = m.runs()
+    let probes: [UInt64] = [0, 3, leaf, leaf + 5, 2 * leaf + 9, n, n + 1, UInt64.max]
+    for c in probes { m.prefetch(c) }
+    #expect(m.table === copy.table)
+    for c in probes { m.withWriter { $0.prefetch(c) } } // (the first batch copies the shared table)
+    #expect(m.runs() == runs)
+    #expect(m == copy && m.dirtyCount == copy.dirtyCount)
+    m.checkInvariants()
 }

@@ -1,4 +1,5 @@
-// The dirty map: one bit per chunk, sparse, value semantics. Pure: standard library only.
+// The dirty map: one bit per chunk, sparse, value semantics. Pure: standard library, plus the
+// cache hint of CPrefetch (a prefetch changes no value; see "Prefetching" below).
 //
 // Layout:
 //   * Chunks are grouped in leaves of 2^18 (256 Ki chunks, 32 KiB of bits). A table (one
@@ -36,6 +37,14 @@
 // no runtime call; `set(contentsOf:)` / `clear(contentsOf:)` are built on it. See
 // `withWriter` for why skipping the per-operation check is sound.
 //
+// Prefetching: random operations over a large map are bound by memory latency (one miss per
+// operation, into 64 MiB of leaves for a full 64 TiB map), and the CPU overlaps only the few
+// misses its reorder window holds. The batch calls over a random-access collection
+// (`set(contentsOf:)`, `clear(contentsOf:)`, `dirtyCount(among:)`) prefetch the bit word of
+// the chunk `prefetchDistance` operations ahead, and `prefetch(_:)` lets callers of single
+// operations do the same (`rmr-bench map`: about 1.6x the byte-per-chunk baseline, against
+// 0.7-1.2x without).
+//
 // Single calls keep `isKnownUniquelyReferenced`. Reading the table's reference-count word
 // inline instead (tried: no call, but no clear gain on set either) is not a sound check: the
 // optimiser does not know such a load observes the count, so it may delay or drop the
@@ -48,6 +57,8 @@
 // bitmap leaf is never all clean (it is freed when its last dirty chunk is cleared); its
 // count is exact and its summary covers every non-zero word; it may be all dirty (single
 // sets do not fold it into the marker), so equality and hashing compare by content.
+
+import CPrefetch
 
 /// A run of consecutive dirty chunks.
 public struct ChunkRun: Hashable, Sendable, CustomStringConvertible {
@@ -176,6 +187,15 @@ enum DirtyMapBits {
             delta += new.nonzeroBitCount - old.nonzeroBitCount
         }
         return delta
+    }
+
+    /// Prefetches the bit word of chunk `c` when `raw`, its leaf's entry, is a bitmap (a
+    /// marker has no word to load). A cache hint only: nothing observable changes.
+    @inlinable @inline(__always) static func prefetch(_ raw: UInt, _ c: ChunkIndex) {
+        if raw > DirtyMap.fullBits {
+            let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
+            rmr_prefetch_write(words(raw) + wi)
+        }
     }
 
     @usableFromInline static func popcount(_ w: UnsafeMutablePointer<UInt64>, _ wc: Int) -> Int {
@@ -383,6 +403,21 @@ public struct DirtyMap: Hashable, Sendable {
         let wi = Int(truncatingIfNeeded: (c &>> 6) & UInt64(DirtyMap.leafWords - 1))
         return (DirtyMapBits.words(raw)[wi] &>> (c & 63)) & 1 != 0
     }
+
+    /// A hint, no effect on the map: starts loading the word that holds chunk `c`'s bit into
+    /// the cache, so that an operation on `c` a few operations later finds it there. Random
+    /// single operations over a large map wait for memory; issuing the hint about
+    /// `prefetchDistance` operations ahead lets those waits overlap (`rmr-bench map` shows
+    /// the gain). The batch calls (`set(contentsOf:)`, `clear(contentsOf:)`,
+    /// `dirtyCount(among:)`) do this themselves. Out-of-range chunks are ignored.
+    @inlinable @inline(__always)
+    public func prefetch(_ c: ChunkIndex) {
+        if c < chunkCount { DirtyMapBits.prefetch(table.bits(Int(truncatingIfNeeded: c &>> DirtyMap.leafShift)), c) }
+    }
+
+    /// How many operations ahead the batch calls prefetch: enough misses in flight to cover a
+    /// memory access, few enough that the prefetched lines are still in L1 when used.
+    public static let prefetchDistance = 16
 
     /// Marks `c` dirty; true if it was clean.
     @inlinable @inline(__always) @discardableResult
@@ -988,6 +1023,42 @@ extension DirtyMap {
         }
     }
 
+    /// `set(contentsOf:)` for a random-access collection (an array of chunk indices, as the
+    /// core passes): the same result, with the bit word of each chunk prefetched
+    /// `prefetchDistance` operations ahead, so random indices over a large map wait for
+    /// memory in parallel instead of one at a time.
+    @inlinable @discardableResult
+    public mutating func set<C: RandomAccessCollection>(contentsOf chunks: C) -> Int where C.Element == ChunkIndex {
+        if chunks.isEmpty { return 0 }
+        return withWriter { w in Writer.prefetching(&w, chunks, clear: false) }
+    }
+
+    /// `clear(contentsOf:)` for a random-access collection, prefetching like
+    /// `set(contentsOf:)`. Clearing a map with no dirty chunk never copies a shared table.
+    @inlinable @discardableResult
+    public mutating func clear<C: RandomAccessCollection>(contentsOf chunks: C) -> Int where C.Element == ChunkIndex {
+        if chunks.isEmpty { return 0 }
+        if dirtyCount == 0 {
+            for c in chunks { precondition(c < chunkCount, "chunk \(c) out of range \(chunkCount)") }
+            return 0
+        }
+        return withWriter { w in Writer.prefetching(&w, chunks, clear: true) }
+    }
+
+    /// How many of `chunks` are dirty (a chunk listed twice counts twice), prefetching like
+    /// `set(contentsOf:)`. Reads only: never copies a shared table.
+    @inlinable
+    public func dirtyCount<C: RandomAccessCollection>(among chunks: C) -> Int where C.Element == ChunkIndex {
+        var n = 0
+        let end = chunks.endIndex
+        var ahead = chunks.index(chunks.startIndex, offsetBy: DirtyMap.prefetchDistance, limitedBy: end) ?? end
+        for c in chunks {
+            if ahead != end { prefetch(chunks[ahead]); chunks.formIndex(after: &ahead) }
+            n &+= isDirty(c) ? 1 : 0
+        }
+        return n
+    }
+
     /// Single-bit access to a map inside `withWriter`, with no per-operation copy-on-write
     /// check: the table is already unique for the batch (see `withWriter`). Same results and
     /// same invariants as the map's own `set`, `clear` and `isDirty`; out-of-range chunks trap.
@@ -1027,6 +1098,30 @@ extension DirtyMap {
         @inlinable @inline(__always) func entry(_ c: ChunkIndex) -> UnsafeMutablePointer<UInt> {
             let offset = Int(truncatingIfNeeded: (c &>> (DirtyMap.leafShift - 4)) & 0x3FF_FFF0)
             return (UnsafeMutableRawPointer(entries) + offset).assumingMemoryBound(to: UInt.self)
+        }
+
+        /// A hint, no effect on the map: starts loading the word that holds chunk `c`'s bit
+        /// into the cache, so that a `set`, `clear` or `isDirty` of `c` issued a few operations
+        /// later finds it there (see `DirtyMap.prefetchDistance`). Out-of-range chunks are
+        /// ignored.
+        @inlinable @inline(__always)
+        public func prefetch(_ c: ChunkIndex) {
+            if c < chunkCount { DirtyMapBits.prefetch(entry(c).pointee, c) }
+        }
+
+        /// Sets (or clears) every chunk of `chunks` through `w`, prefetching
+        /// `DirtyMap.prefetchDistance` operations ahead; returns how many changed. `clear` is a
+        /// constant at each (inlined) call site, so the loop has no branch on it.
+        @inlinable @inline(__always)
+        static func prefetching<C: RandomAccessCollection>(_ w: inout Writer, _ chunks: C, clear: Bool) -> Int where C.Element == ChunkIndex {
+            var n = 0
+            let end = chunks.endIndex
+            var ahead = chunks.index(chunks.startIndex, offsetBy: DirtyMap.prefetchDistance, limitedBy: end) ?? end
+            for c in chunks {
+                if ahead != end { w.prefetch(chunks[ahead]); chunks.formIndex(after: &ahead) }
+                n &+= (clear ? w.clear(c) : w.set(c)) ? 1 : 0
+            }
+            return n
         }
 
         // The slow paths are static functions of the table, not methods of the writer: a call
