@@ -143,7 +143,13 @@ public enum Request: Sendable, Hashable {
     case mapDone(enable: Bool)
     case mapDisable
     case readMaps
-    case mapCheck
+    /// "Is your own map clean?" `atLeast`: a peer storage node asks with its own map version,
+    /// and the answer is "clean" (1) only if the answerer's version is not older: a node that
+    /// has not been through a map update since the client failed it (and bumped the version)
+    /// may be NORMAL with a clean map of its own and still have missed writes that only the
+    /// asker's copy records (found by fuzz seed 1163). The client asks with version 0: it
+    /// only asks legs it has itself made NORMAL.
+    case mapCheck(atLeast: MapVersion)
     case lastIOToMap
     /// Our addition to last-IO reconciliation: record these chunks dirty for all members but
     /// `except` (the node whose write intents produced them). Fixes notes §11 item 10.

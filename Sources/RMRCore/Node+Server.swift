@@ -44,11 +44,13 @@ extension Node {
             let p = serverPools[s]
             let maps = p.mapMembers.indices.map { MemberMapRuns(member: p.mapMembers[$0], runs: p.maps[$0].runs()) }
             respond(.maps(maps, p.mapVersion), rid: rid, pool: name, to: peer)
-        case .mapCheck:
-            // 1: normal and own map clean; 0: normal with dirty chunks; 2: not serving IO (our
-            // addition: a quiet client learns that a leg it thinks NORMAL stopped serving).
+        case .mapCheck(let atLeast):
+            // 1: normal, own map clean and map version not older than `atLeast`; 0: normal with
+            // dirty chunks, or older (it may have missed writes the asker recorded for it);
+            // 2: not serving IO (our addition: a quiet client learns that a leg it thinks
+            // NORMAL stopped serving).
             let p = serverPools[s]
-            let answer: UInt64 = p.state != .normal ? 2 : ((p.ownMap?.isEmpty ?? true) ? 1 : 0)
+            let answer: UInt64 = p.state != .normal ? 2 : ((p.ownMap?.isEmpty ?? true) && !(p.mapVersion < atLeast) ? 1 : 0)
             respond(.value(answer), rid: rid, pool: name, to: peer)
         case .lastIOToMap: serverLastIOToMap(s, rid: rid, from: peer)
         case .markDirty(let chunks, let except): serverMarkDirty(s, chunks: chunks, except: except, rid: rid, from: peer)

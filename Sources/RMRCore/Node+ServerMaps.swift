@@ -281,7 +281,9 @@ extension Node {
             guard serverPools[s].peerChecks[m] == nil else { continue }
             guard let l = clientPools[c].legIndex(member: m), clientPools[c].legs[l].state == .normal else { continue }
             serverPools[s].peerChecks[m] = serverPools[s].mapGeneration[i]
-            sendRequest(.mapCheck, pool: syncName, to: clientPools[c].legs[l].address,
+            // Our version: the peer's "clean" counts only if it has caught up with every map
+            // version our copy of its map was written at (see `Request.mapCheck`).
+            sendRequest(.mapCheck(atLeast: serverPools[s].mapVersion), pool: syncName, to: clientPools[c].legs[l].address,
                         kind: .peerMapCheck(serverPool: serverPools[s].name, member: m))
         }
     }

@@ -56,7 +56,7 @@ extension Node {
         // tells us when a leg we think NORMAL has stopped serving.
         for leg in clientPools[p].legs where leg.state == .normal && !leg.maintenance && leg.member != 0 {
             let generation = clientPools[p].mapIndex(leg.member).map { clientPools[p].mapGeneration[$0] } ?? 0
-            sendRequest(.mapCheck, pool: name, to: leg.address, kind: .mapCheck(member: leg.member, generation: generation))
+            sendRequest(.mapCheck(atLeast: MapVersion(raw: 0)), pool: name, to: leg.address, kind: .mapCheck(member: leg.member, generation: generation))
         }
         if !clientPools[p].members.isEmpty {
             let md = PoolMetadata(poolName: name, poolUUID: clientPools[p].poolUUID, chunkBytes: clientPools[p].chunkBytes,

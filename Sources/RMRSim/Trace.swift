@@ -373,7 +373,7 @@ struct TraceHasher: TextSink {
             case .mapReady: mix(0x57)
             case .mapDisable: mix(0x58)
             case .readMaps: mix(0x59)
-            case .mapCheck: mix(0x5a)
+            case .mapCheck(let atLeast): mix(0x5a); if atLeast.raw != 0 { mix(atLeast.raw) }
             case .lastIOToMap: mix(0x5b)
             case .storeCheck: mix(0x5c)
             case .mapGetVersion: mix(0x5d)
