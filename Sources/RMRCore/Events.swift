@@ -187,6 +187,9 @@ public enum CoverageProbe: String, Sendable, Hashable, CaseIterable {
     case wasLastAuthoritativeEnable
     case mapCheckClearedClientMap
     case mapCheckSkippedYoungMap
+    /// MARK_DIRTY named a source this node records as dirty for the chunk: another member
+    /// clean here became its source.
+    case markDirtySourceReplaced
     case backgroundSyncCompleted
     case storeReplaced
     case writeIntentEvicted

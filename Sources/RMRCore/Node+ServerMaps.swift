@@ -262,12 +262,30 @@ extension Node {
             reject(.serverPool(name), state: serverPools[s].state.rawValue, input: "MARK_DIRTY", reason: "chunk beyond \(count)")
             return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
         }
+        // `except` is to be the source of these chunks. Where this node records `except` itself
+        // as dirty (it missed an acknowledged write there, e.g. a leg still syncing when the
+        // others failed), it cannot be: the first member clean here takes its place, and a
+        // chunk no member is clean for here is left as it is. Marking it dirty for all but
+        // `except` would leave it dirty for every member, with no node to sync it from (fuzz
+        // seeds 2245, 3610, 4193).
+        func dirtyHere(_ m: MemberID, _ c: ChunkIndex) -> Bool {
+            serverPools[s].mapIndex(m).map { serverPools[s].maps[$0].isDirty(c) } ?? false
+        }
+        var bySource: [(source: MemberID, chunks: [ChunkIndex])] = [(except, [])]
+        for c in chunks {
+            if !dirtyHere(except, c) { bySource[0].chunks.append(c); continue }
+            emit(.probe(.markDirtySourceReplaced))
+            guard let other = serverPools[s].members.sorted().first(where: { !dirtyHere($0, c) }) else { continue }
+            if let k = bySource.firstIndex(where: { $0.source == other }) { bySource[k].chunks.append(c) } else { bySource.append((other, [c])) }
+        }
         var updates: [MetadataUpdate] = []
-        for m in serverPools[s].members where m != except {
-            let i = serverPools[s].ensureMap(m)
-            serverPools[s].maps[i].set(contentsOf: chunks)
-            serverPools[s].mapGeneration[i] &+= 1
-            updates.append(.setDirty(member: m, chunks: chunks))
+        for (source, marked) in bySource where !marked.isEmpty || source == except {
+            for m in serverPools[s].members where m != source {
+                let i = serverPools[s].ensureMap(m)
+                serverPools[s].maps[i].set(contentsOf: marked)
+                serverPools[s].mapGeneration[i] &+= 1
+                updates.append(.setDirty(member: m, chunks: marked))
+            }
         }
         persistAndThen(s, updates, then: [.respond(pool: name, peer: peer, rid: rid, .ok)])
     }
