@@ -169,6 +169,9 @@ public enum IgnoreReason: Sendable, Hashable {
     /// A store IO completed after its store was removed or replaced: the IO fails, the
     /// current store is untouched.
     case completionOfRemovedStore(pool: String)
+    /// A map buffer (SEND_MAP_BUF / MAP_BUF_DONE) the source sent before the client aborted
+    /// the spread (MAP_DISABLE overtook it): refused with ECANCELED, nothing changes.
+    case mapBufferAfterAbort(pool: String)
 }
 
 /// Rare events the fuzzer counts (issue 4, coverage probes).

@@ -88,6 +88,7 @@ extension Node {
         }
         let tag = PersistTag(nextSerial())
         persistActions.insertAbsent(tag, actions)  // (fresh tag)
+        persistStores.insertAbsent(tag, store.incarnation)
         if let chunk {
             serverPools[s].chunkPersist[chunk] = tag
             persistBarriers.insertAbsent(tag, PersistBarrier(pool: serverPools[s].name, chunk: chunk))
@@ -97,6 +98,7 @@ extension Node {
 
     mutating func handlePersistCompleted(_ tag: PersistTag, ok: Bool) {
         let actions = persistActions.removeValue(forKey: tag) ?? []
+        let incarnation = persistStores.removeValue(forKey: tag)
         // Forget the chunk barrier this persist satisfied: the one chunk it was made for, if no
         // later persist took the barrier over (found through `persistBarriers`: scanning every
         // pool's barriers for this tag built a filtered table per pool and persist).
@@ -107,6 +109,11 @@ extension Node {
         if !ok {
             // A metadata write failed: the store can no longer promise durability.
             for s in serverPools.indices where serverPools[s].store != nil && actionsTouch(actions, pool: serverPools[s].name) {
+                if let incarnation, storeIncarnation(s) != incarnation {
+                    // Written to a store since removed or replaced: its successor is untouched.
+                    emit(.ignored(.completionOfRemovedStore(pool: serverPools[s].name)))
+                    continue
+                }
                 storeFailed(s)
             }
             for a in actions { failPersistAction(a) }

@@ -80,12 +80,14 @@ extension Node {
         let own = serverPools[s].ensureMap(serverPools[s].member)
         serverPools[s].maps[own].set(contentsOf: serverPools[s].locks.keys.sorted())
         setMapUpdate(s, .ready)
+        serverPools[s].mapUpdateAborted = false
         respond(.ok, rid: rid, pool: name, to: peer)
     }
 
     mutating func serverMapBuffer(_ s: Int, _ buffer: MapBuffer, rid: RequestID, from peer: HostAddress) {
         let name = serverPools[s].name
         guard serverPools[s].mapUpdate == .ready else {
+            if serverPools[s].mapUpdateAborted { return mapBufferAfterAbort(s, rid: rid, from: peer) }
             reject(.mapUpdate(name), state: serverPools[s].mapUpdate.rawValue, input: "SEND_MAP_BUF", reason: "no MAP_READY")
             return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
         }
@@ -106,6 +108,7 @@ extension Node {
     mutating func serverMapBufDone(_ s: Int, version: MapVersion, rid: RequestID, from peer: HostAddress) {
         let name = serverPools[s].name
         guard serverPools[s].mapUpdate == .ready else {
+            if serverPools[s].mapUpdateAborted { return mapBufferAfterAbort(s, rid: rid, from: peer) }
             reject(.mapUpdate(name), state: serverPools[s].mapUpdate.rawValue, input: "MAP_BUF_DONE", reason: "no MAP_READY")
             return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
         }
@@ -161,6 +164,13 @@ extension Node {
         }
     }
 
+    /// A buffer of a spread the client has aborted, overtaken by its MAP_DISABLE: refused,
+    /// counted as a tolerated race (the source's answer to the client is stale by now).
+    mutating func mapBufferAfterAbort(_ s: Int, rid: RequestID, from peer: HostAddress) {
+        emit(.ignored(.mapBufferAfterAbort(pool: serverPools[s].name)))
+        respond(.failed(.ECANCELED), rid: rid, pool: serverPools[s].name, to: peer)
+    }
+
     mutating func serverMapDisable(_ s: Int, rid: RequestID, from peer: HostAddress) {
         switch serverPools[s].state {
         case .empty, .registered:
@@ -171,6 +181,7 @@ extension Node {
             break
         }
         setMapUpdate(s, .disabled)
+        serverPools[s].mapUpdateAborted = true
         serverPoolToNoIO(s)
         respond(.ok, rid: rid, pool: serverPools[s].name, to: peer)
     }

@@ -164,6 +164,10 @@ public struct Node: Sendable {
     var blocks: IntKeyedTable<BlockIOTag, BlockParent> = [:]
     var storeOps: IntKeyedTable<StoreTag, StoreContext> = [:]
     var persistActions: IntKeyedTable<PersistTag, [PersistAction]> = [:]
+    /// The incarnation of the store each `persistAndThen` record went to: a record that fails
+    /// after its store was removed or replaced closes nothing of the successor (fuzz seed 3138;
+    /// the same rule as store IO, seed 227).
+    var persistStores: IntKeyedTable<PersistTag, UInt64> = [:]
     /// The chunk barrier (`ServerPool.chunkPersist`) each persist in flight was made for: the
     /// only entry its completion can clear (a tag is set on one chunk of one pool, once).
     var persistBarriers: IntKeyedTable<PersistTag, PersistBarrier> = [:]

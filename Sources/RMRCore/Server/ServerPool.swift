@@ -54,6 +54,10 @@ struct ServerPool: Sendable {
     var state: ServerPoolState = .empty
     var maintenance = false
     var mapUpdate: MapUpdateState = .disabled
+    /// The last map update was ended by MAP_DISABLE (the client aborted its spread): buffers
+    /// the source had already sent may still arrive, an expected race rather than a protocol
+    /// error. Cleared by the next MAP_READY.
+    var mapUpdateAborted = false
     var poolUUID: PoolUUID = .none
     var chunkBytes: UInt64 = 0
     /// Mapped size known for the pool (kept after `remove_store`, for `mode=replace`).
