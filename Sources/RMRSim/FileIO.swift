@@ -27,14 +27,20 @@ public func writeTextFile(_ path: String, _ text: String) throws(SimError) {
 
 /// Files in `dir` whose name ends in `suffix`, sorted.
 public func listFiles(_ dir: String, suffix: String) -> [String] {
+    directoryEntries(dir).filter { $0.name.hasSuffix(suffix) }.map { dir + "/" + $0.name }.sorted()
+}
+
+/// The entries of `dir` (without "." and ".."), unsorted; empty if it cannot be read.
+public func directoryEntries(_ dir: String) -> [(name: String, isDirectory: Bool)] {
     guard let d = opendir(dir) else { return [] }
     defer { closedir(d) }
-    var names: [String] = []
+    var entries: [(name: String, isDirectory: Bool)] = []
     while let e = readdir(d) {
         let name = withUnsafePointer(to: e.pointee.d_name) { ptr in
             ptr.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
         }
-        if name.hasSuffix(suffix) { names.append(dir + "/" + name) }
+        if name == "." || name == ".." { continue }
+        entries.append((name, Int32(e.pointee.d_type) == Int32(DT_DIR)))
     }
-    return names.sorted()
+    return entries
 }

@@ -1,4 +1,3 @@
-import Glibc
 import Testing
 import RMRSim
 
@@ -8,19 +7,9 @@ import RMRSim
 
 /// Every `.swift` file under `dir`, recursively.
 private func swiftFiles(under dir: String) -> [String] {
-    guard let d = opendir(dir) else { return [] }
-    defer { closedir(d) }
-    var out: [String] = []
-    while let e = readdir(d) {
-        let name = withUnsafePointer(to: e.pointee.d_name) { ptr in
-            ptr.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-        }
-        if name == "." || name == ".." { continue }
-        let path = dir + "/" + name
-        if Int32(e.pointee.d_type) == Int32(DT_DIR) { out += swiftFiles(under: path) }
-        else if name.hasSuffix(".swift") { out.append(path) }
-    }
-    return out.sorted()
+    directoryEntries(dir).flatMap { e in
+        e.isDirectory ? swiftFiles(under: dir + "/" + e.name) : e.name.hasSuffix(".swift") ? [dir + "/" + e.name] : []
+    }.sorted()
 }
 
 /// The modules a Swift file imports (`import X`, `@testable import X`, `import struct X.Y`, …).
