@@ -91,6 +91,12 @@ extension Node {
         for si in serverPools.indices {
             checkServerPool(si)
         }
+        // Every persist whose store incarnation is kept is still waited for, and the persist
+        // barriers likewise (`persistStores` / `persistBarriers` are dropped with the persist).
+        if options.verify, !persistStores.isEmpty || !persistBarriers.isEmpty {
+            for (tag, _) in persistStores { precondition(persistActions[tag] != nil, "persist \(tag.raw): store incarnation kept after completion") }
+            for (tag, _) in persistBarriers { precondition(persistActions[tag] != nil, "persist \(tag.raw): barrier kept after completion") }
+        }
     }
 
     @inline(__always) private func checkClientPool(_ pi: Int) {
