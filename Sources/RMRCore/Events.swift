@@ -188,6 +188,12 @@ public enum CoverageProbe: String, Sendable, Hashable, CaseIterable {
     case piggybackedFailedMember
     case readRetriedOnAnotherLeg
     case wasLastAuthoritativeEnable
+    /// A write was acknowledged without a leg marked last authoritative (it missed the data
+    /// or the MAP_ADD): the leg lost the mark, so Case 2 will not enable it as is.
+    case authorityLostToMissedWrite
+    /// A Case 2 recovery chose its leg before draining IO, and a write acknowledged in the
+    /// drain took the leg's authority: try_enable chose again.
+    case authoritativeRecoveryRechosen
     case mapCheckClearedClientMap
     case mapCheckSkippedYoungMap
     /// MARK_DIRTY named a source this node records as dirty for the chunk: another member

@@ -177,11 +177,27 @@ extension Node {
     mutating func mapAddAnswered(pool name: String, unit id: UInt64, member: MemberID, _ response: Response) {
         guard let p = clientPoolIndex(name), clientPools[p].units[id] != nil else { return }
         clientPools[p].units[id]!.mapAddWaitingOn.removeAll { $0 == member }
-        if response.isOK { clientPools[p].units[id]!.mapAddSucceeded = true } else { failLeg(p, member: member) }
+        if response.isOK { clientPools[p].units[id]!.mapAddRecordedBy.append(member) } else { failLeg(p, member: member) }
         let unit = clientPools[p].units[id]!
-        if unit.mapAddWaitingOn.isEmpty {
-            if !unit.mapAddSucceeded { recordIndeterminate(p, chunk: unit.chunk) }
-            finishUnit(p, id, unit.mapAddSucceeded ? .ok(data: []) : .failed(.EIO))
+        guard unit.mapAddWaitingOn.isEmpty else { return }
+        guard !unit.mapAddRecordedBy.isEmpty else {
+            recordIndeterminate(p, chunk: unit.chunk)
+            return finishUnit(p, id, .failed(.EIO))
+        }
+        dropAuthorityOfLegsWithout(p, recordedBy: unit.mapAddRecordedBy)
+        finishUnit(p, id, .ok(data: []))
+    }
+
+    /// A partially failed write is being acknowledged: its data and its dirty record are on the
+    /// legs in `recordedBy` only. A leg marked last authoritative that is not one of them (it
+    /// missed the data, or its MAP_ADD failed) no longer holds every acknowledged write and the
+    /// record of who missed it, so Case 2 must not enable it as is (fuzz seed 7249: it would
+    /// serve the stale chunk and refuse, as older, to spread to the leg that knows).
+    private mutating func dropAuthorityOfLegsWithout(_ p: Int, recordedBy: MemberList) {
+        for l in clientPools[p].legs.indices where clientPools[p].legs[l].wasLastAuthoritative
+            && !recordedBy.contains(clientPools[p].legs[l].member) {
+            clientPools[p].legs[l].wasLastAuthoritative = false
+            emit(.probe(.authorityLostToMissedWrite))
         }
     }
 

@@ -75,6 +75,20 @@ extension Node {
             clientPools[p].recovery = job
             nextSpread(p)
         case .enableAuthoritative:
+            guard let l = clientPools[p].legIndex(member: job.source), clientPools[p].legs[l].wasLastAuthoritative else {
+                // A write acknowledged during the drain showed that the leg missed it.
+                emit(.probe(.authoritativeRecoveryRechosen))
+                // Choose again before releasing the freeze, so that no IO slips in between.
+                clientPools[p].recovery = nil
+                let reason = tryEnable(p)
+                unfreeze(p)
+                if let reason, clientPools[p].recovery == nil {
+                    let waiters = clientPools[p].enableWaiters
+                    clientPools[p].enableWaiters = []
+                    for t in waiters { fail(t, .EAGAIN, reason) }
+                }
+                return
+            }
             job.phase = .enablingAuthoritative(job.source)
             clientPools[p].recovery = job
             sendRecovery(p, .enablePool(true), to: job.source)

@@ -158,6 +158,45 @@ import Testing
         #expect(Bool(c.diskBytes("stg1", "/dev/sda", 0, 64 * 1024) == c.diskBytes("stg0", "/dev/sda", 0, 64 * 1024)))
     }
 
+    /// Fuzz seed 7249: A misses a write that B takes, while B is being put in maintenance. A
+    /// times out last, but it is not the last authoritative leg: B holds the write and the
+    /// record that A missed it. A comes back alone and must not be enabled as is (it would
+    /// serve the old data, and could never spread its older map to B); once B leaves
+    /// maintenance, last-IO reconciliation brings both legs back with the acknowledged data.
+    @Test func aLegThatMissedAnAcknowledgedWriteIsNotLastAuthoritative() {
+        let c = ready(2)
+        #expect(c.blockIO("client", .write, offset: 0, length: block, data: pattern(0, 1)) == .ok(data: []))
+        c.dropping = ["10.0.1.0>10.0.0.1"]  // A's answers are lost; the link stays up
+        let write = c.startBlockIO("client", .write, offset: 0, length: block, data: pattern(0, 2))
+        c.advance(.milliseconds(10))
+        // Maintenance on B drains IO first: the write waits for A until it times out.
+        let maintenance = c.admin("client", .sessionEnable(pool: pool, session: TestCluster.session(1), enable: false), within: .seconds(60))
+        #expect(maintenance == .ok)
+        #expect(c.blockResults[write] == .ok(data: []), "the write is on B, and B records that A missed it")
+        let a = c.node("client").clientPool(pool)!.legs.first { $0.member == 42 }!
+        #expect(a.state == .failed)
+        #expect(!a.wasLastAuthoritative, "A missed an acknowledged write")
+        #expect(c.probes.contains(.authorityLostToMissedWrite))
+        c.dropping = []
+        c.advance(.seconds(20))
+        #expect(c.legState("client", TestCluster.session(0)) == .reconnecting, "A is not enabled while only B knows what it missed")
+        #expect(!c.probes.contains(.wasLastAuthoritativeEnable))
+        let r = c.admin("client", .poolEnable(pool: pool))
+        guard case .failed(let e) = r else { Issue.record("pool_enable enabled A without B"); return }
+        #expect(e.code == .EAGAIN)
+        #expect(e.message.contains("43"))
+        guard case .failed = c.blockIO("client", .read, offset: 0, length: block) else {
+            Issue.record("a read was served while the only current copy is in maintenance"); return
+        }
+        c.ok("client", .sessionEnable(pool: pool, session: TestCluster.session(1), enable: true))
+        let settled = c.waitUntil(RecoveryTests.settled(2))
+        #expect(settled)
+        #expect(c.probes.contains(.lastIOReconciliation))
+        #expect(Bool(c.blockIO("client", .read, offset: 0, length: block) == .ok(data: pattern(0, 2))))
+        #expect(Bool(c.diskBytes("stg0", "/dev/sda", 0, block) == pattern(0, 2)))
+        #expect(Bool(c.diskBytes("stg1", "/dev/sda", 0, block) == pattern(0, 2)))
+    }
+
     /// S16: IO hitting a dirty chunk on a NORMAL node waits for the on-demand sync; concurrent
     /// IO to the same chunk waits for the same sync; the write lands after the synced data.
     @Test func s16OnDemandSyncWithConcurrentWaiters() {

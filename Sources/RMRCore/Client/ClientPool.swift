@@ -49,9 +49,9 @@ struct IOUnit: Sendable, Hashable {
     var failed = MemberList()
     /// Members piggybacked as failed on this write.
     var piggybacked = MemberList()
-    /// MAP_ADD phase: legs still to answer, and whether one succeeded.
+    /// MAP_ADD phase: legs still to answer, and the legs that recorded the MAP_ADD.
     var mapAddWaitingOn = MemberList()
-    var mapAddSucceeded = false
+    var mapAddRecordedBy = MemberList()
     var inMapAddPhase = false
     /// Reads: legs already tried, and the first error seen.
     var tried = MemberList()
