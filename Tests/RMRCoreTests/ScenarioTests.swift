@@ -197,6 +197,36 @@ import Testing
         #expect(Bool(c.diskBytes("stg1", "/dev/sda", 0, block) == pattern(0, 2)))
     }
 
+    /// The same, with the other ordering: A times out and comes back while the write's MAP_ADD
+    /// to B is still on the wire (B's answers are slow). Case 2 picks A before IO drains; the
+    /// drain acknowledges the write, which takes A's flag, and try_enable chooses again.
+    @Test func caseTwoChoosesAgainWhenTheDrainTakesTheFlag() {
+        let c = ready(2)
+        #expect(c.blockIO("client", .write, offset: 0, length: block, data: pattern(0, 1)) == .ok(data: []))
+        c.dropping = ["10.0.1.0>10.0.0.1"]
+        let write = c.startBlockIO("client", .write, offset: 0, length: block, data: pattern(0, 2))
+        c.advance(.milliseconds(10))
+        let maintenance = c.startAdmin("client", .sessionEnable(pool: pool, session: TestCluster.session(1), enable: false))
+        c.advance(.seconds(25))
+        c.delays["10.0.1.1>10.0.0.1"] = .seconds(10)  // B's answers, the MAP_ADD's among them
+        c.dropping = []  // A answers again (its answer to the write is already lost)
+        let chosen = c.waitUntil(.seconds(20)) { $0.node("client").clientPool(pool)!.legs.first { $0.member == 42 }!.wasLastAuthoritative }
+        #expect(chosen, "A timed out as the last NORMAL leg")
+        let rechosen = c.waitUntil(.seconds(30)) { $0.probes.contains(.authoritativeRecoveryRechosen) }
+        #expect(rechosen)
+        #expect(c.blockResults[write] == .ok(data: []))
+        #expect(!c.probes.contains(.wasLastAuthoritativeEnable))
+        c.advance(.seconds(15))
+        c.delays = [:]
+        #expect(c.adminResults[maintenance] == .ok)
+        #expect(c.legState("client", TestCluster.session(0)) == .reconnecting)
+        c.ok("client", .sessionEnable(pool: pool, session: TestCluster.session(1), enable: true))
+        let settled = c.waitUntil(RecoveryTests.settled(2))
+        #expect(settled)
+        #expect(Bool(c.blockIO("client", .read, offset: 0, length: block) == .ok(data: pattern(0, 2))))
+        #expect(Bool(c.diskBytes("stg0", "/dev/sda", 0, block) == pattern(0, 2)))
+    }
+
     /// S16: IO hitting a dirty chunk on a NORMAL node waits for the on-demand sync; concurrent
     /// IO to the same chunk waits for the same sync; the write lands after the synced data.
     @Test func s16OnDemandSyncWithConcurrentWaiters() {

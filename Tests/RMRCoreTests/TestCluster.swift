@@ -75,6 +75,10 @@ final class TestCluster {
     var timers: [HostAddress: Instant] = [:]
     /// Directed drops "from>to": messages silently lost while the link stays up.
     var dropping: Set<String> = []
+    /// Directed extra delays "from>to". Links stay FIFO: a message never overtakes one sent
+    /// before it on the same direction, even when a delay is lowered.
+    var delays: [String: Duration] = [:]
+    var lastDelivery: [String: Instant] = [:]
     var syncQueueDepth = 32
     /// Inputs applied so far, and the effect buffer of `Node.apply(_:at:into:)`.
     var applied = 0
@@ -131,8 +135,11 @@ final class TestCluster {
         let me = hosts[h].address
         switch effect {
         case .send(let m, let to):
-            if connected.contains(linkKey(me, to)) && !dropping.contains("\(me)>\(to)") {
-                schedule(latency, .deliver(to: to, .received(m, from: me)))
+            let direction = "\(me)>\(to)"
+            if connected.contains(linkKey(me, to)) && !dropping.contains(direction) {
+                let at = max(now + latency + (delays[direction] ?? Duration(nanos: 0)), lastDelivery[direction] ?? .zero)
+                lastDelivery[direction] = at
+                schedule(at.since(now), .deliver(to: to, .received(m, from: me)))
             }
         case .connect(let peer):
             wanted.append((me, peer))
@@ -218,6 +225,14 @@ final class TestCluster {
             run(until: next)
         }
         return adminResults[token] ?? .failed(RMRError(.ETIMEDOUT, "test: no completion"))
+    }
+
+    /// Issues an admin command without waiting; its result lands in `adminResults[token]`.
+    func startAdmin(_ host: String, _ command: AdminCommand) -> UInt64 {
+        let token = nextToken; nextToken += 1
+        precondition(command.deviceToProbe == nil, "startAdmin: commands that probe a device go through admin()")
+        apply(index(host), .admin(command, token: AdminToken(token), probe: nil))
+        return token
     }
 
     func ok(_ host: String, _ command: AdminCommand, sourceLocation: SourceLocationShim = .init()) {
