@@ -162,6 +162,9 @@ public enum IgnoreReason: Sendable, Hashable {
     case ioRefusedNotServing(pool: String)
     /// A rejoin reached a pool that has no store yet (the operator has not re-added it).
     case joinRefusedNoStore(pool: String)
+    /// ENABLE_POOL(1) reached a pool whose store the operator removed after the client chose to
+    /// enable it: refused with ENODEV; the client fails the leg and retries after a store check.
+    case enableRefusedNoStore(pool: String)
     /// A request from a peer that holds no session (its session died with a link or a restart).
     case noSession(pool: String, peer: HostAddress)
     /// A map source whose sync session to the receiver is not (yet) back: the spread is retried.

@@ -300,7 +300,8 @@ extension Node {
         switch state {
         case .created, .noIO:
             guard serverPools[s].store != nil else {
-                reject(.serverPool(name), state: state.rawValue, input: "ENABLE_POOL(1)", reason: "no store")
+                // The operator removed the store after the client decided to enable (fuzz seed 1391).
+                emit(.ignored(.enableRefusedNoStore(pool: name)))
                 return respond(.failed(.ENODEV), rid: rid, pool: name, to: peer)
             }
             if state == .noIO { emit(.probe(.wasLastAuthoritativeEnable)) }
