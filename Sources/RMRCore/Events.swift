@@ -165,6 +165,9 @@ public enum IgnoreReason: Sendable, Hashable {
     /// ENABLE_POOL(1) reached a pool whose store the operator removed after the client chose to
     /// enable it: refused with ENODEV; the client fails the leg and retries after a store check.
     case enableRefusedNoStore(pool: String)
+    /// MAP_MERGE reached a map source whose store the operator removed meanwhile: ENODEV; the
+    /// client aborts the reconciliation and retries it.
+    case mapMergeRefusedNoStore(pool: String)
     /// A request from a peer that holds no session (its session died with a link or a restart).
     case noSession(pool: String, peer: HostAddress)
     /// A map source whose sync session to the receiver is not (yet) back: the spread is retried.
@@ -202,6 +205,10 @@ public enum CoverageProbe: String, Sendable, Hashable, CaseIterable {
     /// MARK_DIRTY named a source this node records as dirty for the chunk: another member
     /// clean here became its source.
     case markDirtySourceReplaced
+    /// Last-IO reconciliation merged a participant's dirty records into the map source.
+    case lastIOMapsMerged
+    /// A merged record would have left a chunk dirty for every member: left as it was.
+    case mapMergeSkippedChunkDirtyForAll
     case backgroundSyncCompleted
     case storeReplaced
     case writeIntentEvicted

@@ -154,6 +154,11 @@ public enum Request: Sendable, Hashable {
     /// Our addition to last-IO reconciliation: record these chunks dirty for all members but
     /// `except` (the node whose write intents produced them). Fixes notes §11 item 10.
     case markDirty(chunks: [ChunkIndex], except: MemberID)
+    /// Our addition to last-IO reconciliation: OR these dirty records (another participant's
+    /// maps) into the receiver's, which is then spread as the map source. Picking one node's
+    /// maps would drop records only another node holds (fuzz seed 1828). A chunk a record
+    /// would leave dirty for every member is left as it is (no node could sync it).
+    case mergeMaps([MemberMapRuns])
     case storeCheck
     case sendMetadata(PoolMetadata)
     case metadataRequest(full: Bool)
@@ -183,6 +188,7 @@ public enum Request: Sendable, Hashable {
         case .mapCheck: return "MAP_CHECK"
         case .lastIOToMap: return "LAST_IO_TO_MAP"
         case .markDirty: return "MARK_DIRTY"
+        case .mergeMaps: return "MAP_MERGE"
         case .storeCheck: return "STORE_CHECK"
         case .sendMetadata: return "SEND_MD_BUF"
         case .metadataRequest: return "MD_SEND"

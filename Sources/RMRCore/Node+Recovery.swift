@@ -106,6 +106,19 @@ extension Node {
         sendRequest(request, pool: clientPools[p].name, to: clientPools[p].legs[l].address, kind: .recovery(job: job.id, member: member))
     }
 
+    /// Last-IO: reads the next participant's maps to merge them into the source, or starts the
+    /// spread. The source has the highest map version, but another participant may hold records
+    /// it lacks (each saw a different part of the failures: fuzz seed 1828); spreading the
+    /// source's maps alone would erase them.
+    private mutating func nextMerge(_ p: Int) {
+        guard var job = clientPools[p].recovery else { return }
+        guard !job.mergeOrder.isEmpty else { return nextSpread(p) }
+        let r = job.mergeOrder.removeFirst()
+        job.phase = .readingPeerMaps(r)
+        clientPools[p].recovery = job
+        sendRecovery(p, .readMaps, to: r)
+    }
+
     /// Starts the spread to the next receiver, or finishes the spread stage.
     private mutating func nextSpread(_ p: Int) {
         guard var job = clientPools[p].recovery else { return }
@@ -190,11 +203,20 @@ extension Node {
                 job.source = job.source == 0 ? job.participants[0] : job.source
                 job.receivers = job.participants.filter { $0 != job.source }
                 clientPools[p].mapVersion = max(clientPools[p].mapVersion, MapVersion(raw: job.bestVersion?.counter ?? 1))
+                job.mergeOrder = job.receivers
                 clientPools[p].recovery = job
-                nextSpread(p)
+                nextMerge(p)
             } else {
                 clientPools[p].recovery = job
             }
+        case .readingPeerMaps(let r):
+            guard case .maps(let maps, _) = response else { return abortRecovery(p, blame: r) }
+            job.phase = .mergingPeerMaps(from: r)
+            clientPools[p].recovery = job
+            sendRecovery(p, .mergeMaps(maps), to: job.source)
+        case .mergingPeerMaps:
+            emit(.probe(.lastIOMapsMerged))
+            nextMerge(p)
         case .spreadReady(let r):
             job.phase = .spreadSend(receiver: r)
             clientPools[p].recovery = job

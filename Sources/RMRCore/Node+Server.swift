@@ -14,7 +14,7 @@ extension Node {
             case .join:
                 break  // Joins create sessions.
             case .leave, .enablePool, .leaveMaintenance, .poolInfo, .io, .mapAdd, .mapClear, .mapReady, .mapSend, .mapBuffer, .mapBufDone,
-                 .mapDone, .mapDisable, .readMaps, .mapCheck, .lastIOToMap, .markDirty, .storeCheck, .sendMetadata,
+                 .mapDone, .mapDisable, .readMaps, .mapCheck, .lastIOToMap, .markDirty, .mergeMaps, .storeCheck, .sendMetadata,
                  .metadataRequest, .mapGetVersion, .mapSetVersion, .discard, .user:
                 // The pool is looked up on the sender's session (notes §4.3): a peer whose
                 // session died with a link or a restart must rejoin first. Nothing changes.
@@ -54,6 +54,7 @@ extension Node {
             respond(.value(answer), rid: rid, pool: name, to: peer)
         case .lastIOToMap: serverLastIOToMap(s, rid: rid, from: peer)
         case .markDirty(let chunks, let except): serverMarkDirty(s, chunks: chunks, except: except, rid: rid, from: peer)
+        case .mergeMaps(let maps): serverMergeMaps(s, maps, rid: rid, from: peer)
         case .storeCheck:
             respond(.value(serverPools[s].store?.ioAllowed == true ? 1 : 0), rid: rid, pool: name, to: peer)
         case .sendMetadata(let md): serverReceiveMetadata(s, md, rid: rid, from: peer)

@@ -301,6 +301,52 @@ extension Node {
         persistAndThen(s, updates, then: [.respond(pool: name, peer: peer, rid: rid, .ok)])
     }
 
+    /// Last-IO reconciliation: ORs another participant's dirty records into this node's maps
+    /// (this node is the map source the client spreads next). A record for a member this node
+    /// does not know is skipped; so is a chunk the record would leave dirty for every member.
+    mutating func serverMergeMaps(_ s: Int, _ incoming: [MemberMapRuns], rid: RequestID, from peer: HostAddress) {
+        let name = serverPools[s].name
+        let count = serverPools[s].geometry.chunkCount
+        guard serverPools[s].state == .normal || serverPools[s].state == .noIO else {
+            reject(.serverPool(name), state: serverPools[s].state.rawValue, input: "MAP_MERGE", reason: "needs normal or no_io")
+            return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
+        }
+        guard serverPools[s].store != nil else {
+            // The operator removed the store after the client chose this node as the source.
+            emit(.ignored(.mapMergeRefusedNoStore(pool: name)))
+            return respond(.failed(.ENODEV), rid: rid, pool: name, to: peer)
+        }
+        guard incoming.allSatisfy({ $0.runs.allSatisfy { $0.end <= count } }) else {
+            reject(.serverPool(name), state: serverPools[s].state.rawValue, input: "MAP_MERGE", reason: "chunk beyond \(count)")
+            return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
+        }
+        let members = serverPools[s].members
+        func dirtyHere(_ m: MemberID, _ c: ChunkIndex) -> Bool {
+            serverPools[s].mapIndex(m).map { serverPools[s].maps[$0].isDirty(c) } ?? false
+        }
+        var changed: [MemberID] = []
+        for record in incoming where members.contains(record.member) {
+            let m = record.member
+            var added: [ChunkIndex] = []
+            for run in record.runs {
+                for c in run.start..<run.end where !dirtyHere(m, c) {
+                    if members.allSatisfy({ $0 == m || dirtyHere($0, c) }) {
+                        emit(.probe(.mapMergeSkippedChunkDirtyForAll))
+                        continue
+                    }
+                    added.append(c)
+                }
+            }
+            guard !added.isEmpty else { continue }
+            let i = serverPools[s].ensureMap(m)
+            serverPools[s].maps[i].set(contentsOf: added)
+            serverPools[s].mapGeneration[i] &+= 1
+            changed.append(m)
+        }
+        let updates = changed.map { m in MetadataUpdate.replaceMap(member: m, runs: serverPools[s].maps[serverPools[s].mapIndex(m)!].runs()) }
+        persistAndThen(s, updates, then: [.respond(pool: name, peer: peer, rid: rid, .ok)])
+    }
+
     // MARK: Peer map check (server recovery tick, notes §6.6)
 
     mutating func serverMapCheckTick(_ s: Int) {

@@ -227,6 +227,40 @@ import Testing
         #expect(Bool(c.diskBytes("stg0", "/dev/sda", 0, block) == pattern(0, 2)))
     }
 
+    /// Fuzz seed 1828: each leg holds a dirty record the other lacks, and last-IO reconciliation
+    /// must keep both. B's answer to a write on chunk 0 is lost (the write stays in flight);
+    /// A fails, and a write to chunk 2 goes to B alone (B records that A missed it). A comes
+    /// back, but its map update waits for the drain, so the first write times out on B: B is
+    /// FAILED, the write is acknowledged with MAP_ADD(failed B) on A alone, and A has the
+    /// higher map version. Spreading A's maps alone would erase B's record and A would serve
+    /// chunk 2 stale; the reconciliation merges B's records into A's first.
+    @Test func lastIOKeepsTheRecordsOfEveryParticipant() {
+        let c = ready(2)
+        let c0: UInt64 = 0, c2: UInt64 = 2 * chunkBytes
+        #expect(c.blockIO("client", .write, offset: c0, length: block, data: pattern(0, 1)) == .ok(data: []))
+        #expect(c.blockIO("client", .write, offset: c2, length: block, data: pattern(2, 1)) == .ok(data: []))
+        c.dropping = ["10.0.1.1>10.0.0.1"]
+        let first = c.startBlockIO("client", .write, offset: c0, length: block, data: pattern(0, 2))
+        c.advance(.milliseconds(10))
+        c.dropping = []
+        c.cutLink("client", "stg0")
+        #expect(c.blockIO("client", .write, offset: c2, length: block, data: pattern(2, 2)) == .ok(data: []))
+        c.restoreLink("client", "stg0")
+        let done = c.waitUntil(.seconds(40)) { $0.blockResults[first] != nil }
+        #expect(done)
+        #expect(c.blockResults[first] == .ok(data: []), "on A, with the record that B missed it")
+        let settled = c.waitUntil(RecoveryTests.settled(2))
+        #expect(settled)
+        #expect(c.probes.contains(.lastIOReconciliation))
+        #expect(c.probes.contains(.lastIOMapsMerged))
+        for _ in 0..<2 {  // both legs serve reads in turn
+            #expect(Bool(c.blockIO("client", .read, offset: c2, length: block) == .ok(data: pattern(2, 2))))
+            #expect(Bool(c.blockIO("client", .read, offset: c0, length: block) == .ok(data: pattern(0, 2))))
+        }
+        #expect(Bool(c.diskBytes("stg0", "/dev/sda", c2, block) == pattern(2, 2)))
+        #expect(Bool(c.diskBytes("stg1", "/dev/sda", c0, block) == pattern(0, 2)))
+    }
+
     /// S16: IO hitting a dirty chunk on a NORMAL node waits for the on-demand sync; concurrent
     /// IO to the same chunk waits for the same sync; the write lands after the synced data.
     @Test func s16OnDemandSyncWithConcurrentWaiters() {

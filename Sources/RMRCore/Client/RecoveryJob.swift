@@ -18,6 +18,9 @@ enum RecoveryPhase: Sendable, Hashable {
     /// Case 2: chunks whose writes failed everywhere are marked dirty for all but the source.
     case markingIndeterminate(MemberID, chunks: [ChunkIndex])
     case gettingVersions(waitingOn: [MemberID])
+    /// Last-IO: reading a participant's maps, then merging them into the source (MAP_MERGE).
+    case readingPeerMaps(MemberID)
+    case mergingPeerMaps(from: MemberID)
     case spreadReady(receiver: MemberID)
     case spreadSend(receiver: MemberID)
     case spreadDone(receiver: MemberID)
@@ -40,6 +43,8 @@ struct RecoveryJob: Sendable, Hashable {
     /// Last-IO: legs still to convert, in member order; every leg of the job.
     var convertOrder: [MemberID] = []
     var participants: [MemberID] = []
+    /// Last-IO: participants whose maps are still to be merged into the source.
+    var mergeOrder: [MemberID] = []
     /// Last-IO: the best map version seen so far.
     var bestVersion: MapVersion?
 }
