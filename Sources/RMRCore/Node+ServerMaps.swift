@@ -279,9 +279,7 @@ extension Node {
         // chunk no member is clean for here is left as it is. Marking it dirty for all but
         // `except` would leave it dirty for every member, with no node to sync it from (fuzz
         // seeds 2245, 3610, 4193).
-        func dirtyHere(_ m: MemberID, _ c: ChunkIndex) -> Bool {
-            serverPools[s].mapIndex(m).map { serverPools[s].maps[$0].isDirty(c) } ?? false
-        }
+        func dirtyHere(_ m: MemberID, _ c: ChunkIndex) -> Bool { serverPools[s].isDirty(c, for: m) }
         var bySource: [(source: MemberID, chunks: [ChunkIndex])] = [(except, [])]
         for c in chunks {
             if !dirtyHere(except, c) { bySource[0].chunks.append(c); continue }
@@ -321,9 +319,7 @@ extension Node {
             return respond(.failed(.EINVAL), rid: rid, pool: name, to: peer)
         }
         let members = serverPools[s].members
-        func dirtyHere(_ m: MemberID, _ c: ChunkIndex) -> Bool {
-            serverPools[s].mapIndex(m).map { serverPools[s].maps[$0].isDirty(c) } ?? false
-        }
+        func dirtyHere(_ m: MemberID, _ c: ChunkIndex) -> Bool { serverPools[s].isDirty(c, for: m) }
         var changed: [MemberID] = []
         for record in incoming where members.contains(record.member) {
             let m = record.member

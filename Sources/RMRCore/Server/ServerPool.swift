@@ -112,8 +112,11 @@ struct ServerPool: Sendable {
     // `serverPools[s]` copies the whole pool (392 bytes) to pass it.
     @inline(__always) func mapIndex(_ m: MemberID) -> Int? { mapMembers.firstIndex(of: m) }
     var ownMap: DirtyMap? { mapIndex(member).map { maps[$0] } }
-    @inline(__always) func isDirtyForSelf(_ chunk: ChunkIndex) -> Bool {
-        guard let i = mapIndex(member) else { return false }
+    @inline(__always) func isDirtyForSelf(_ chunk: ChunkIndex) -> Bool { isDirty(chunk, for: member) }
+
+    /// Whether this node records `chunk` as dirty for `m` (false without a map for `m`).
+    @inline(__always) func isDirty(_ chunk: ChunkIndex, for m: MemberID) -> Bool {
+        guard let i = mapIndex(m) else { return false }
         return chunk < maps[i].chunkCount && maps[i].isDirty(chunk)
     }
 
