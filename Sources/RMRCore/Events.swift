@@ -186,11 +186,16 @@ public enum CoverageProbe: String, Sendable, Hashable, CaseIterable {
     case readToLockedChunk
     case syncSourceFailedMidChunk
     case syncReadOfDirtyChunkRefused
+    /// A chunk sync passed over a peer that this node records as dirty for the chunk.
+    case syncSourceKnownDirtySkipped
     case lastIOReconciliationThreeOrMoreLegs
     case lastIOReconciliation
     case mapSpreadAborted
     case maintenanceDuringSync
     case mapAddAfterPartialWrite
+    /// A partially failed write whose only surviving copies are on legs that a later write to
+    /// the same chunk skipped failed with EIO instead of being acknowledged there.
+    case ackRefusedHolderMissedAnotherWrite
     case piggybackedFailedMember
     case readRetriedOnAnotherLeg
     case wasLastAuthoritativeEnable

@@ -82,7 +82,10 @@ extension Node {
         let piggyback = ClientPool.piggybackMembers(clientPools[p].members, clientPools[p].legs)
         precondition(piggyback.count <= Limits.maxLegs, "more failed members than legs")
         for m in piggyback { clientPools[p].markDirty(m, chunk: unit.chunk, at: now) }
-        if !piggyback.isEmpty { emit(.probe(.piggybackedFailedMember)) }
+        if !piggyback.isEmpty {
+            emit(.probe(.piggybackedFailedMember))
+            clientPools[p].noteMissedWrite(piggyback, chunk: unit.chunk)
+        }
         unit.waitingOn = targets
         unit.piggybacked = piggyback
         let (offsetBytes, lengthBytes, slot) = (unit.offsetBytes, unit.lengthBytes, unit.slot)
@@ -98,15 +101,24 @@ extension Node {
         }
     }
 
-    /// Sends a read to the next NORMAL leg not yet tried, round-robin.
+    /// Sends a read to the next NORMAL leg not yet tried, round-robin. A chunk sync skips the
+    /// legs that this node's own maps record as dirty for the chunk: such a peer may not know
+    /// it missed writes yet (the client failed its leg on a timeout and told only the legs that
+    /// stayed), so its refusal cannot be relied on.
     private mutating func sendRead(_ p: Int, _ id: UInt64) {
         let unit = clientPools[p].units[id]!
         let legs = clientPools[p].legs
         guard !legs.isEmpty else { return finishUnit(p, id, .failed(unit.firstError ?? .EIO)) }
+        var syncing: Int?
+        if case .chunkSync(let name, _, _) = unit.owner { syncing = serverPoolIndex(name) }
         for step in 0..<legs.count {
             let l = (clientPools[p].readCursor + step) % legs.count
             let leg = legs[l]
             guard leg.state == .normal, !leg.maintenance, leg.member != 0, leg.linkUp, !unit.tried.contains(leg.member) else { continue }
+            if let s = syncing, serverPools[s].isDirty(unit.chunk, for: leg.member) {
+                emit(.probe(.syncSourceKnownDirtySkipped))
+                continue
+            }
             clientPools[p].readCursor = (l + 1) % legs.count
             clientPools[p].units[id]!.tried.append(leg.member)
             clientPools[p].units[id]!.waitingOn = [leg.member]
@@ -135,6 +147,7 @@ extension Node {
             if !clientPools[p].isSync { failLeg(p, member: member) }
             sendRead(p, id)
         case .write:
+            if !ok { clientPools[p].noteMissedWrite([member], chunk: clientPools[p].units[id]!.chunk) }
             if allAnswered { writeDataFinished(p, id) }
         case .flush:
             finishUnit(p, id, .ok(data: []))
@@ -164,10 +177,20 @@ extension Node {
             guard let l = clientPools[p].legIndex(member: m) else { return false }
             return clientPools[p].legs[l].state != .failed && clientPools[p].legs[l].state != .removing
         }
-        guard !survivors.isEmpty else { return finishUnit(p, id, .failed(.EIO)) }
+        // A survivor that missed another write to this chunk while this one was in flight
+        // (skipped by it, or failed on it) holds this write but not that one, and the legs
+        // that took the other write record that it missed the chunk. A MAP_ADD there would
+        // record the reverse: each copy missing an acknowledged write, so no chunk-sized
+        // resync could rebuild a complete chunk. The write fails instead.
+        let holders = survivors.filter { !unit.missedAnotherWrite.contains($0) }
+        if holders.isEmpty && !survivors.isEmpty { emit(.probe(.ackRefusedHolderMissedAnotherWrite)) }
+        guard !holders.isEmpty else {
+            recordIndeterminate(p, chunk: unit.chunk)
+            return finishUnit(p, id, .failed(.EIO))
+        }
         clientPools[p].units[id]!.inMapAddPhase = true
-        clientPools[p].units[id]!.mapAddWaitingOn = MemberList(survivors)
-        for m in survivors {
+        clientPools[p].units[id]!.mapAddWaitingOn = MemberList(holders)
+        for m in holders {
             let leg = clientPools[p].legs[clientPools[p].legIndex(member: m)!]
             sendRequest(.mapAdd(chunk: unit.chunk, failedMembers: Array(unit.failed), mapVersion: clientPools[p].mapVersion),
                         pool: clientPools[p].name, to: leg.address, kind: .mapAddLeg(unit: id, member: m))

@@ -261,6 +261,86 @@ import Testing
         #expect(Bool(c.diskBytes("stg1", "/dev/sda", c0, block) == pattern(0, 2)))
     }
 
+    /// Fuzz seed 1828: write W1 reaches stg0 only (the request to stg1 is lost) and waits 30 s
+    /// for stg1. Meanwhile W2, to the same chunk, reaches stg1 only: stg0 is failed (its link
+    /// drops, W2 goes out without it) or stg0's store is replaced (W2 fails there). When W1
+    /// times out on stg1, its one copy is on stg0, which lacks W2: acknowledging W1 with a
+    /// MAP_ADD there would leave each leg missing an acknowledged write of the chunk, with no
+    /// complete copy to resync from. W1 fails instead, and W2 survives on both legs.
+    @Test(arguments: [false, true])
+    func aWriteWhoseOnlyCopyMissedAnotherWriteIsNotAcknowledged(storeReplaced: Bool) {
+        let c = ready(2)
+        let b0: UInt64 = 0, b1: UInt64 = block
+        #expect(c.blockIO("client", .write, offset: b0, length: block, data: pattern(0, 1)) == .ok(data: []))
+        #expect(c.blockIO("client", .write, offset: b1, length: block, data: pattern(1, 1)) == .ok(data: []))
+        c.dropping = ["10.0.0.1>10.0.1.1"]
+        let w1 = c.startBlockIO("client", .write, offset: b0, length: block, data: pattern(0, 2))
+        c.advance(.milliseconds(10))
+        c.dropping = []
+        #expect(c.blockResults[w1] == nil, "W1 waits for stg1")
+        if storeReplaced {
+            c.ok("stg0", .removeStore(pool: pool))
+            c.ok("stg0", .addStore(device: "/dev/sda", pool: pool, mappedSectors: mapped, mode: .add))
+            #expect(c.blockIO("client", .write, offset: b1, length: block, data: pattern(1, 2)) == .ok(data: []), "W2 on stg1 alone")
+            #expect(c.probes.contains(.mapAddAfterPartialWrite))
+        } else {
+            c.cutLink("client", "stg0")
+            #expect(c.blockIO("client", .write, offset: b1, length: block, data: pattern(1, 2)) == .ok(data: []), "W2 on stg1 alone")
+            #expect(c.probes.contains(.piggybackedFailedMember))
+            c.restoreLink("client", "stg0")
+        }
+        #expect(c.waitUntil(.seconds(10)) { $0.legState("client", TestCluster.session(0)) == .reconnecting })
+        let done = c.waitUntil(.seconds(40)) { $0.blockResults[w1] != nil }
+        #expect(done)
+        #expect(c.blockResults[w1] == .failed(.EIO))
+        #expect(c.probes.contains(.ackRefusedHolderMissedAnotherWrite))
+        let settled = c.waitUntil(RecoveryTests.settled(2))
+        #expect(settled)
+        for _ in 0..<2 {  // both legs serve reads in turn
+            #expect(Bool(c.blockIO("client", .read, offset: b1, length: block) == .ok(data: pattern(1, 2))))
+        }
+        for b in [b0, b1] {
+            #expect(Bool(c.diskBytes("stg0", "/dev/sda", b, block) == c.diskBytes("stg1", "/dev/sda", b, block)))
+        }
+        #expect(Bool(c.diskBytes("stg0", "/dev/sda", b1, block) == pattern(1, 2)))
+    }
+
+    /// Fuzz seed 824: the client fails stg0's leg on a timeout while stg0's server pool stays
+    /// NORMAL, and later writes reach stg1 only. stg0 does not know it missed them; stg1 and the
+    /// client do. When stg2 comes back with stg1's maps, its chunk syncs must not read from
+    /// stg0, which would serve its stale copy without refusing.
+    @Test func aChunkSyncSkipsAPeerItKnowsIsDirty() {
+        let c = ready(3)
+        let chunks: [UInt64] = [0, 1, 2, 3]
+        for k in chunks {
+            #expect(c.blockIO("client", .write, offset: k * chunkBytes, length: block, data: pattern(k, 1)) == .ok(data: []))
+        }
+        c.cutLink("client", "stg2")  // stg2 misses what follows and knows it
+        c.dropping = ["10.0.1.0>10.0.0.1"]  // stg0 takes writes but its answers are lost
+        let stuck = chunks.map { c.startBlockIO("client", .write, offset: $0 * chunkBytes, length: block, data: pattern($0, 2)) }
+        let failed = c.waitUntil(.seconds(60)) { c in stuck.allSatisfy { c.blockResults[$0] != nil } }
+        #expect(failed)
+        #expect(c.legState("client", TestCluster.session(0)) != .normal)
+        #expect(c.serverState("stg0") == .normal, "nothing told stg0 that the client failed its leg")
+        for k in chunks {  // stg1 only: stg0 misses these without knowing
+            #expect(c.blockIO("client", .write, offset: k * chunkBytes, length: block, data: pattern(k, 3)) == .ok(data: []))
+        }
+        #expect(dirty(c, "stg0", for: 42).isEmpty)
+        #expect(dirty(c, "stg1", for: 42) == chunks)
+        c.restoreLink("client", "stg2")  // stg2 returns while stg0 is still unreachable
+        let synced = c.waitUntil(.seconds(60)) { $0.serverState("stg2") == .normal && $0.ownDirty("stg2") == 0 }
+        #expect(synced)
+        #expect(c.probes.contains(.syncSourceKnownDirtySkipped))
+        c.dropping = []
+        let settled = c.waitUntil(RecoveryTests.settled(3))
+        #expect(settled)
+        for k in chunks {
+            for host in ["stg0", "stg1", "stg2"] {
+                #expect(Bool(c.diskBytes(host, "/dev/sda", k * chunkBytes, block) == pattern(k, 3)), "\(host) chunk \(k)")
+            }
+        }
+    }
+
     /// S16: IO hitting a dirty chunk on a NORMAL node waits for the on-demand sync; concurrent
     /// IO to the same chunk waits for the same sync; the write lands after the synced data.
     @Test func s16OnDemandSyncWithConcurrentWaiters() {

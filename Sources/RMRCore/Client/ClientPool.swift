@@ -53,6 +53,11 @@ struct IOUnit: Sendable, Hashable {
     var mapAddWaitingOn = MemberList()
     var mapAddRecordedBy = MemberList()
     var inMapAddPhase = false
+    /// Writes: legs known to have missed another write to the same chunk while this one was in
+    /// flight (it went out without them, piggybacked as failed, or it failed there). Their copy
+    /// of the chunk lacks that write, so holding this write's data there does not make it
+    /// acknowledgeable (fuzz seed 1828).
+    var missedAnotherWrite = MemberList()
     /// Reads: legs already tried, and the first error seen.
     var tried = MemberList()
     var firstError: Errno?
@@ -197,6 +202,18 @@ struct ClientPool: Sendable {
     mutating func dropMap(_ member: MemberID) {
         guard let i = mapIndex(member) else { return }
         mapMembers.remove(at: i); maps.remove(at: i); mapChangedAt.remove(at: i); mapGeneration.remove(at: i)
+    }
+
+    /// `missed` did not take a write to `chunk` (it went out without them, or failed there):
+    /// every write to the same chunk in flight records it.
+    mutating func noteMissedWrite(_ missed: MemberList, chunk: ChunkIndex) {
+        var inFlight: [UInt64] = []
+        for (id, unit) in units where unit.op == .write && unit.chunk == chunk { inFlight.append(id) }
+        for id in inFlight {
+            units.update(id) { unit in
+                for m in missed where !unit.missedAnotherWrite.contains(m) { unit.missedAnotherWrite.append(m) }
+            }
+        }
     }
 
     mutating func markDirty(_ member: MemberID, chunk: ChunkIndex, at now: Instant) {
