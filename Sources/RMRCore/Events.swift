@@ -193,8 +193,9 @@ public enum CoverageProbe: String, Sendable, Hashable, CaseIterable {
     case mapSpreadAborted
     case maintenanceDuringSync
     case mapAddAfterPartialWrite
-    /// A partially failed write whose only surviving copies are on legs that a later write to
-    /// the same chunk skipped failed with EIO instead of being acknowledged there.
+    /// A partially failed write whose only surviving copies are on legs that missed another
+    /// write to the same chunk while it was in flight failed with EIO instead of being
+    /// acknowledged there.
     case ackRefusedHolderMissedAnotherWrite
     case piggybackedFailedMember
     case readRetriedOnAnotherLeg
