@@ -23,6 +23,16 @@ import Testing
         }
     }
 
+    /// Starts a write while messages in `direction` ("from>to") are dropped, for the 10 ms the
+    /// write takes to be sent and answered; the write then waits 30 s for the lost message.
+    func startWrite(_ c: TestCluster, offset: UInt64, data: [UInt8], dropping direction: String) -> UInt64 {
+        c.dropping = [direction]
+        let tag = c.startBlockIO("client", .write, offset: offset, length: block, data: data)
+        c.advance(.milliseconds(10))
+        c.dropping = []
+        return tag
+    }
+
     func dirty(_ c: TestCluster, _ host: String, for member: MemberID) -> [ChunkIndex] {
         c.node(host).serverPool(pool)!.maps.first { $0.member == member }?.map.firstDirty(limit: 100) ?? []
     }
@@ -239,10 +249,7 @@ import Testing
         let c0: UInt64 = 0, c2: UInt64 = 2 * chunkBytes
         #expect(c.blockIO("client", .write, offset: c0, length: block, data: pattern(0, 1)) == .ok(data: []))
         #expect(c.blockIO("client", .write, offset: c2, length: block, data: pattern(2, 1)) == .ok(data: []))
-        c.dropping = ["10.0.1.1>10.0.0.1"]
-        let first = c.startBlockIO("client", .write, offset: c0, length: block, data: pattern(0, 2))
-        c.advance(.milliseconds(10))
-        c.dropping = []
+        let first = startWrite(c, offset: c0, data: pattern(0, 2), dropping: "10.0.1.1>10.0.0.1")
         c.cutLink("client", "stg0")
         #expect(c.blockIO("client", .write, offset: c2, length: block, data: pattern(2, 2)) == .ok(data: []))
         c.restoreLink("client", "stg0")
@@ -273,10 +280,7 @@ import Testing
         let b0: UInt64 = 0, b1: UInt64 = block
         #expect(c.blockIO("client", .write, offset: b0, length: block, data: pattern(0, 1)) == .ok(data: []))
         #expect(c.blockIO("client", .write, offset: b1, length: block, data: pattern(1, 1)) == .ok(data: []))
-        c.dropping = ["10.0.0.1>10.0.1.1"]
-        let w1 = c.startBlockIO("client", .write, offset: b0, length: block, data: pattern(0, 2))
-        c.advance(.milliseconds(10))
-        c.dropping = []
+        let w1 = startWrite(c, offset: b0, data: pattern(0, 2), dropping: "10.0.0.1>10.0.1.1")
         #expect(c.blockResults[w1] == nil, "W1 waits for stg1")
         if storeReplaced {
             c.ok("stg0", .removeStore(pool: pool))
